@@ -1,0 +1,77 @@
+// Installs the Debian packages osimg needs, when they are missing. Idempotent: a package is checked by a
+// file it ships, and apt runs only when one is absent. Without root or apt it says what is missing.
+//   node scripts/system-deps.ts runtime|test
+import { execFileSync, spawnSync } from "node:child_process";
+import { existsSync } from "node:fs";
+
+interface SystemPackage {
+  name: string;
+  /** A file the package installs: its presence means the package is there. */
+  provides: string;
+  why: string;
+}
+
+const RUNTIME: SystemPackage[] = [
+  {
+    name: "qemu-system-x86",
+    provides: "/usr/bin/qemu-system-x86_64",
+    why: "runs VMs on the local QEMU provider",
+  },
+  { name: "qemu-utils", provides: "/usr/bin/qemu-img", why: "creates disk overlays and converts images" },
+  { name: "ovmf", provides: "/usr/share/OVMF/OVMF_CODE_4M.fd", why: "UEFI firmware for FIRMWARE_TYPE efi" },
+  { name: "swtpm", provides: "/usr/bin/swtpm", why: "a TPM for FEATURES tpm" },
+];
+
+const TEST: SystemPackage[] = [
+  ...RUNTIME,
+  { name: "genisoimage", provides: "/usr/bin/isoinfo", why: "tests read the NoCloud ISO with isoinfo" },
+];
+
+const GROUPS: Record<string, SystemPackage[]> = { runtime: RUNTIME, test: TEST };
+
+function missingOf(packages: SystemPackage[]): SystemPackage[] {
+  return packages.filter((p) => !existsSync(p.provides));
+}
+
+function describe(packages: SystemPackage[]): string {
+  return packages.map((p) => `  ${p.name} (${p.why})`).join("\n");
+}
+
+export function ensureSystemPackages(group: string): boolean {
+  const packages = GROUPS[group];
+  if (!packages)
+    throw new Error(`unknown package group "${group}"; known: ${Object.keys(GROUPS).join(", ")}`);
+  const missing = missingOf(packages);
+  if (missing.length === 0) return true;
+  const canInstall = process.getuid?.() === 0 && existsSync("/usr/bin/apt-get");
+  if (!canInstall) {
+    process.stderr.write(
+      `osimg: these Debian packages are missing and cannot be installed here (needs root and apt-get):\n${describe(missing)}\n` +
+        `Install them with: sudo apt-get install -y ${missing.map((p) => p.name).join(" ")}\n`,
+    );
+    return false;
+  }
+  process.stderr.write(`osimg: installing missing Debian packages:\n${describe(missing)}\n`);
+  const env = { ...process.env, DEBIAN_FRONTEND: "noninteractive" };
+  const install = () =>
+    spawnSync("apt-get", ["install", "-y", "--no-install-recommends", ...missing.map((p) => p.name)], {
+      stdio: "inherit",
+      env,
+    });
+  let result = install();
+  if (result.status !== 0) {
+    execFileSync("apt-get", ["update"], { stdio: "inherit", env });
+    result = install();
+  }
+  const still = missingOf(packages);
+  if (still.length > 0) {
+    process.stderr.write(`osimg: still missing after apt-get:\n${describe(still)}\n`);
+    return false;
+  }
+  return true;
+}
+
+if (import.meta.main) {
+  const ok = ensureSystemPackages(process.argv[2] ?? "runtime");
+  process.exit(ok ? 0 : 1);
+}

@@ -1,0 +1,46 @@
+// The `osimg` command.
+import { Command, InvalidArgumentError } from "commander";
+import { defaultDataDir } from "../config/paths.ts";
+import { startServer } from "../server/serve.ts";
+import { registerCatalogCommands } from "./catalog.ts";
+
+function port(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 65535)
+    throw new InvalidArgumentError("a port is a whole number from 0 to 65535");
+  return n;
+}
+
+const program = new Command("osimg")
+  .description("OS images for virtual machines: catalog, image intake, VMs and builds")
+  .version("0.1.0")
+  .showHelpAfterError();
+
+program
+  .command("serve")
+  .description("serve the catalog API (Kube-DC compatible) with live reload")
+  .option(
+    "--catalog <path>",
+    "catalog file (images.yaml or ConfigMap); default: a copy of the built-in catalog in the data directory",
+  )
+  .option("--port <n>", "port to listen on", port, Number(process.env.OSIMG_PORT ?? 8080))
+  .option("--host <address>", "address to listen on", process.env.OSIMG_HOST ?? "127.0.0.1")
+  .option("--data-dir <dir>", "where osimg keeps its data", defaultDataDir())
+  .action(async (options: { catalog?: string; port: number; host: string; dataDir: string }) => {
+    const server = await startServer({
+      catalogPath: options.catalog,
+      port: options.port,
+      host: options.host,
+      dataDir: options.dataDir,
+    });
+    const shutdown = async () => {
+      await server.close();
+      process.exit(0);
+    };
+    process.once("SIGINT", shutdown);
+    process.once("SIGTERM", shutdown);
+  });
+
+registerCatalogCommands(program);
+
+await program.parseAsync(process.argv);

@@ -1,0 +1,52 @@
+// The HTTP application: route plugins, the authorization hook in front of every route, one error shape,
+// and an OpenAPI description generated from the routes' zod schemas.
+import swagger from "@fastify/swagger";
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from "fastify";
+import {
+  jsonSchemaTransform,
+  serializerCompiler,
+  validatorCompiler,
+  type ZodTypeProvider,
+} from "fastify-type-provider-zod";
+import type { Logger } from "pino";
+import type { CatalogState } from "../catalog/state.ts";
+import { installErrorHandler } from "./errors.ts";
+import { createMetrics } from "./metrics.ts";
+import { type Authorizer, allowAll, installAuthorization } from "./policy.ts";
+import { catalogRoutes } from "./routes/catalog.ts";
+import { healthRoutes } from "./routes/health.ts";
+
+export interface AppOptions {
+  catalog: CatalogState;
+  logger: Logger;
+  authorize?: Authorizer;
+  version?: string;
+}
+
+export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
+  const logger: FastifyBaseLogger = options.logger;
+  const app = Fastify({
+    loggerInstance: logger,
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: 1024 * 1024,
+  }).withTypeProvider<ZodTypeProvider>();
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+  await app.register(swagger, {
+    openapi: {
+      openapi: "3.1.0",
+      info: {
+        title: "osimg",
+        version: options.version ?? "0.1.0",
+        description: "OS image catalog, image intake and VMs",
+      },
+    },
+    transform: jsonSchemaTransform,
+  });
+  installErrorHandler(app);
+  installAuthorization(app, options.authorize ?? allowAll);
+  const metrics = createMetrics(options.catalog);
+  await app.register(healthRoutes(options.catalog, metrics));
+  await app.register(catalogRoutes(options.catalog));
+  return app;
+}

@@ -1,0 +1,69 @@
+// Every route declares who may call it (its policy, in the route's config), and one hook in front of
+// every route enforces it with the namespace taken from the path. A route without a policy is refused:
+// nothing is reachable by accident. The embedded default allows all; the tenancy layer plugs in here.
+import type { FastifyInstance, FastifyRequest } from "fastify";
+import { ApiError } from "./errors.ts";
+
+export type Action = "health.read" | "metrics.read" | "api.describe" | "catalog.read";
+
+export interface Policy {
+  action: Action;
+  /** namespace: the route's path has a {namespace} the caller must be allowed into. */
+  scope: "public" | "cluster" | "namespace";
+}
+
+export interface AccessRequest {
+  action: Action;
+  namespace: string | undefined;
+  request: FastifyRequest;
+}
+
+export type Authorizer = (access: AccessRequest) => Promise<boolean> | boolean;
+
+export const allowAll: Authorizer = () => true;
+
+declare module "fastify" {
+  interface FastifyContextConfig {
+    policy?: Policy;
+  }
+}
+
+const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+
+export function isDns1123Label(name: string): boolean {
+  return name.length <= 63 && DNS1123_LABEL.test(name);
+}
+
+export function installAuthorization(app: FastifyInstance, authorize: Authorizer): void {
+  app.addHook("onRequest", async (request) => {
+    const policy = request.routeOptions.config.policy;
+    if (!policy) {
+      // Unknown URLs reach here too (the 404 handler has no policy): let them answer 404.
+      if (request.is404) return;
+      throw new ApiError(500, "no_policy", `route ${request.routeOptions.url} declares no access policy`);
+    }
+    let namespace: string | undefined;
+    if (policy.scope === "namespace") {
+      namespace = (request.params as { namespace?: string }).namespace;
+      if (namespace === undefined || !isDns1123Label(namespace)) {
+        throw new ApiError(
+          400,
+          "invalid_namespace",
+          `namespace "${namespace ?? ""}" is not a DNS-1123 label`,
+          {
+            field: "namespace",
+            hint: "lower-case letters, digits and '-', at most 63 characters, starting and ending with a letter or digit",
+          },
+        );
+      }
+    }
+    if (policy.scope === "public") return;
+    if (!(await authorize({ action: policy.action, namespace, request }))) {
+      throw new ApiError(
+        403,
+        "forbidden",
+        `not allowed to ${policy.action}${namespace ? ` in namespace ${namespace}` : ""}`,
+      );
+    }
+  });
+}

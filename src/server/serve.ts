@@ -1,0 +1,106 @@
+// `osimg serve`: the catalog source, the HTTP app, and logging of what happens to the catalog.
+import { copyFile, mkdir } from "node:fs/promises";
+import { join } from "node:path";
+import type { FastifyInstance } from "fastify";
+import pino, { type Logger } from "pino";
+import { countBySeverity } from "../catalog/findings.ts";
+import { FileCatalogSource } from "../catalog/sources/file.ts";
+import { CatalogState } from "../catalog/state.ts";
+import { BUILTIN_CATALOG } from "../config/paths.ts";
+import { buildApp } from "./app.ts";
+
+export interface ServeOptions {
+  /** The catalog file; undefined serves a copy of the built-in catalog kept in the data directory. */
+  catalogPath?: string;
+  port: number;
+  host: string;
+  dataDir: string;
+  logger?: Logger;
+}
+
+export interface RunningServer {
+  app: FastifyInstance;
+  url: string;
+  catalogPath: string;
+  close(): Promise<void>;
+}
+
+export function createLogger(): Logger {
+  const level = process.env.OSIMG_LOG_LEVEL ?? "info";
+  const redact = { paths: ["req.headers.authorization", "*.password", "*.token"], censor: "[redacted]" };
+  if (process.stdout.isTTY)
+    return pino({
+      level,
+      redact,
+      transport: { target: "pino-pretty", options: { translateTime: "SYS:HH:MM:ss" } },
+    });
+  return pino({ level, redact });
+}
+
+/** The catalog served when none is named: the built-in one, copied once into the data directory to be edited. */
+async function seededCatalog(dataDir: string, logger: Logger): Promise<string> {
+  const path = join(dataDir, "images.yaml");
+  await mkdir(dataDir, { recursive: true });
+  try {
+    await copyFile(BUILTIN_CATALOG, path, 1 /* COPYFILE_EXCL: keep the user's edits */);
+    logger.info(
+      { path },
+      "created the catalog from the built-in one; edit it and changes are served at once",
+    );
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+  }
+  return path;
+}
+
+export async function startServer(options: ServeOptions): Promise<RunningServer> {
+  const logger = options.logger ?? createLogger();
+  const catalogPath = options.catalogPath ?? (await seededCatalog(options.dataDir, logger));
+  const state = new CatalogState();
+  state.on("served", (served) => {
+    const c = served.catalog;
+    logger.info(
+      {
+        source: c.source,
+        version: c.version.slice(0, 12),
+        entries: c.entries.length,
+        warnings: countBySeverity(c.findings).warning,
+      },
+      "catalog served",
+    );
+  });
+  state.on("rejected", (reload) => {
+    for (const f of reload.findings.filter((x) => x.severity === "error")) {
+      logger.error(
+        { path: f.path, code: f.code },
+        `${reload.source.location}:${f.line}:${f.column}: ${f.message}${f.hint ? ` (${f.hint})` : ""}`,
+      );
+    }
+    logger.warn(
+      { errors: countBySeverity(reload.findings).error },
+      state.served
+        ? "catalog rejected; the last good catalog stays served"
+        : "catalog rejected; no catalog is served",
+    );
+  });
+
+  const source = new FileCatalogSource({
+    path: catalogPath,
+    state,
+    logger,
+    lastGoodPath: join(options.dataDir, "catalog", "last-good.json"),
+  });
+  await source.start();
+  const app = await buildApp({ catalog: state, logger });
+  const address = await app.listen({ port: options.port, host: options.host });
+  logger.info({ catalog: catalogPath, dataDir: options.dataDir }, `osimg listening on ${address}`);
+  return {
+    app,
+    url: address,
+    catalogPath,
+    async close() {
+      source.stop();
+      await app.close();
+    },
+  };
+}
