@@ -391,7 +391,7 @@ export function parseCloudInit(text: string): FieldResult<string> {
   } else if (firstLine.startsWith("#cloud-config")) {
     issues.push(...cloudConfigIssues(text));
   }
-  const bytes = Buffer.byteLength(text, "utf8");
+  const bytes = utf8Length(text);
   if (bytes > INLINE_USER_DATA_LIMIT) {
     issues.push({
       severity: "warning",
@@ -425,4 +425,11 @@ function cloudConfigIssues(text: string): FieldIssue[] {
 /** The yaml library's messages end with a code excerpt; findings carry the position instead. */
 export function firstSentence(message: string): string {
   return (message.split("\n", 1)[0] ?? message).replace(/ at line \d+, column \d+:?$/, "");
+}
+
+const encoder = new TextEncoder();
+
+/** Bytes of a string in UTF-8 (the catalog parser also runs in the browser, without Buffer). */
+export function utf8Length(text: string): number {
+  return encoder.encode(text).length;
 }

@@ -37,6 +37,7 @@ import {
   parseSizeField,
   parseVcpu,
   REQUIRED_FIELDS,
+  utf8Length,
 } from "./fields.ts";
 import { byPosition, type Finding, type FindingInput, FindingSink } from "./findings.ts";
 import {
@@ -86,7 +87,7 @@ export function parseCatalog(text: string): ParsedCatalog {
 
 function parseOuter(text: string, locate: Locator, sink: FindingSink): Omit<ParsedCatalog, "findings"> {
   const empty = { format: "images.yaml" as CatalogFormat, entries: [] };
-  const bytes = Buffer.byteLength(text, "utf8");
+  const bytes = utf8Length(text);
   if (bytes > MAX_CATALOG_BYTES) {
     sink.add(
       {

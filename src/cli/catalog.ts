@@ -31,7 +31,7 @@ export function formatFinding(file: string, f: Finding): string {
   return `${file}:${f.line}:${f.column}: ${f.severity}: ${f.message}${where}${hint}`;
 }
 
-export function registerCatalogCommands(program: Command): void {
+export function registerCatalogCommands(program: Command): Command {
   const catalog = program
     .command("catalog")
     .description("check and show OS image catalogs (images.yaml or a ConfigMap)");
@@ -95,4 +95,5 @@ export function registerCatalogCommands(program: Command): void {
       }
       process.exitCode = countBySeverity(result.findings).error > 0 ? 1 : 0;
     });
+  return catalog;
 }
