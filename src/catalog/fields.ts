@@ -1,6 +1,6 @@
 // The fields of a catalog entry: what each one means, how its text is parsed, and what is wrong with it.
 // Pure functions over strings; the document walk (parse.ts) places the issues they report.
-import { isMap, parseDocument } from "yaml";
+import { isMap, isScalar, parseDocument } from "yaml";
 import { IMPLAUSIBLE_BYTES, parseQuantity } from "../units/quantity.ts";
 import type { Severity } from "./findings.ts";
 
@@ -404,7 +404,7 @@ export function parseCloudInit(text: string): FieldResult<string> {
 }
 
 function cloudConfigIssues(text: string): FieldIssue[] {
-  const doc = parseDocument(text, { uniqueKeys: true });
+  const doc = parseDocument(text, { uniqueKeys: false });
   // Only the first syntax error: the ones after it are usually its echoes.
   const issues: FieldIssue[] = doc.errors.slice(0, 1).map((error) => ({
     severity: "error" as const,
@@ -412,12 +412,29 @@ function cloudConfigIssues(text: string): FieldIssue[] {
     message: `CLOUD_INIT is not valid YAML: ${firstSentence(error.message)}`,
     at: error.pos[0],
   }));
-  if (issues.length === 0 && doc.contents !== null && !isMap(doc.contents)) {
+  if (issues.length > 0 || doc.contents === null) return issues;
+  if (!isMap(doc.contents)) {
     issues.push({
       severity: "error",
       code: "cloud_init.shape",
       message: "#cloud-config must be a YAML mapping of modules (keys such as packages:, runcmd:)",
     });
+    return issues;
+  }
+  const seen = new Set<unknown>();
+  for (const pair of doc.contents.items) {
+    const key = isScalar(pair.key) ? pair.key.value : undefined;
+    if (key === undefined) continue;
+    if (seen.has(key)) {
+      issues.push({
+        severity: "warning",
+        code: "cloud_init.duplicate_key",
+        message: `CLOUD_INIT sets ${String(key)} twice; cloud-init keeps only the last one`,
+        hint: "merge the two",
+        at: isScalar(pair.key) ? (pair.key.range?.[0] ?? 0) : 0,
+      });
+    }
+    seen.add(key);
   }
   return issues;
 }

@@ -52,12 +52,13 @@ import { fileLocator, type Locator, scalarLocator } from "./positions.ts";
 import { duplicateNames, entryIssues } from "./rules.ts";
 
 /** Larger input is refused before parsing, so that every input is handled in bounded time. */
-export const MAX_CATALOG_BYTES = 4 * 1024 * 1024;
+export const MAX_CATALOG_BYTES = 2 * 1024 * 1024;
 /** Kubernetes refuses ConfigMaps larger than this. */
 export const CONFIGMAP_LIMIT_BYTES = 1024 * 1024;
 export const CONFIGMAP_KEY = "images.yaml";
 
-const YAML_OPTIONS = { prettyErrors: false, uniqueKeys: true, strict: true } as const;
+// Duplicate keys are found by the walk (a Set, linear); the library's own check is quadratic in map size.
+const YAML_OPTIONS = { prettyErrors: false, uniqueKeys: false, strict: true } as const;
 
 /** One text being read: the file itself, or a string inside it. */
 interface Layer {
@@ -231,8 +232,25 @@ function configMapCatalog(root: YAMLMap, outer: Layer): Layer | undefined {
   return layer;
 }
 
+/** Syntax errors after the first few are nearly always echoes of those; they are counted, not listed. */
+const MAX_SYNTAX_ERRORS = 5;
+
 function reportYamlProblems(layer: Layer, path: string): void {
-  for (const error of layer.doc.errors) {
+  const { errors } = layer.doc;
+  if (errors.length > MAX_SYNTAX_ERRORS) {
+    const last = errors[MAX_SYNTAX_ERRORS] as (typeof errors)[number];
+    layer.sink.add(
+      {
+        severity: "info",
+        code: "yaml.more_errors",
+        path,
+        message: `${errors.length - MAX_SYNTAX_ERRORS} more YAML errors follow; fix the first ones and lint again`,
+      },
+      last.pos[0],
+      layer.locate,
+    );
+  }
+  for (const error of errors.slice(0, MAX_SYNTAX_ERRORS)) {
     layer.sink.add(
       {
         severity: "error",
@@ -263,6 +281,8 @@ function findPair(map: YAMLMap, key: string): Pair<Node, Node | null> | undefine
 }
 
 function walkCatalogRoot(layer: Layer): CatalogEntry[] {
+  // Entries of a document with syntax errors are guesses; checking them would only add echoes.
+  if (layer.doc.errors.length > 0) return [];
   const root = layer.doc.contents;
   const add = (input: Omit<FindingInput, "path"> & { path?: string }, offset: number) =>
     layer.sink.add({ path: "", ...input }, offset, layer.locate);
@@ -289,8 +309,22 @@ function walkCatalogRoot(layer: Layer): CatalogEntry[] {
     }
     return [];
   }
+  let imagesSeen = false;
   for (const pair of root.items as Pair<Node, Node | null>[]) {
     const key = isScalar(pair.key) ? String(pair.key.value) : "";
+    if (key === "images" && imagesSeen) {
+      add(
+        {
+          severity: "error",
+          code: "catalog.duplicate_images",
+          path: "images",
+          message: "`images:` appears twice",
+          hint: "merge the two lists",
+        },
+        pair.key?.range?.[0] ?? 0,
+      );
+    }
+    imagesSeen ||= key === "images";
     if (key !== "images") {
       add(
         {
@@ -378,6 +412,20 @@ function walkEntry(map: YAMLMap, index: number, layer: Layer): CatalogEntry {
     if (key === undefined) {
       add(
         { severity: "error", code: "entry.key", message: "field names must be plain words such as OS_NAME" },
+        keyOffset,
+      );
+      continue;
+    }
+    const earlier = fields.get(key);
+    if (earlier) {
+      add(
+        {
+          severity: "error",
+          code: "entry.duplicate_key",
+          path: `${path}.${key}`,
+          message: `${key} appears twice in this entry (first at line ${layer.locate(earlier.keyOffset).line})`,
+          hint: "keep one of them",
+        },
         keyOffset,
       );
       continue;
