@@ -25,6 +25,30 @@ const RUNTIME: SystemPackage[] = [
 const TEST: SystemPackage[] = [
   ...RUNTIME,
   { name: "genisoimage", provides: "/usr/bin/isoinfo", why: "tests read the NoCloud ISO with isoinfo" },
+  { name: "swtpm-tools", provides: "/usr/bin/swtpm_ioctl", why: "tests talk to a swtpm control socket" },
+  {
+    name: "linux-image-cloud-amd64",
+    provides: "/usr/share/bug/linux-image-cloud-amd64/presubj",
+    why: "the kernel and modules of the micro test guest",
+  },
+  { name: "busybox-static", provides: "/bin/busybox", why: "the userland of the micro test guest" },
+  { name: "mmdebstrap", provides: "/usr/bin/mmdebstrap", why: "builds the Debian test guest image" },
+  { name: "fdisk", provides: "/usr/sbin/sfdisk", why: "partitions test guest disks (GPT)" },
+  { name: "dosfstools", provides: "/usr/sbin/mkfs.vfat", why: "formats the ESP of test guest disks" },
+  { name: "mtools", provides: "/usr/bin/mcopy", why: "copies files onto the ESP without mounting" },
+  { name: "e2fsprogs", provides: "/usr/sbin/mkfs.ext4", why: "builds the root filesystem of test guests" },
+  { name: "syslinux", provides: "/usr/bin/syslinux", why: "BIOS boot loader of test guest disks" },
+  {
+    name: "syslinux-common",
+    provides: "/usr/lib/syslinux/mbr/gptmbr.bin",
+    why: "GPT MBR boot code and SYSLINUX modules",
+  },
+  {
+    name: "systemd-boot-efi",
+    provides: "/usr/lib/systemd/boot/efi/systemd-bootx64.efi",
+    why: "UEFI boot loader of test guest disks",
+  },
+  { name: "openssh-client", provides: "/usr/bin/ssh", why: "tests log in to the Debian guest over SSH" },
 ];
 
 const GROUPS: Record<string, SystemPackage[]> = { runtime: RUNTIME, test: TEST };
