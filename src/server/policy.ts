@@ -34,7 +34,19 @@ export function isDns1123Label(name: string): boolean {
   return name.length <= 63 && DNS1123_LABEL.test(name);
 }
 
+/** Routes registered without a policy, per app: they answer 500, and a test asserts there are none. */
+const unguarded = new WeakMap<FastifyInstance, string[]>();
+
+export function routesWithoutPolicy(app: FastifyInstance): readonly string[] {
+  return unguarded.get(app) ?? [];
+}
+
 export function installAuthorization(app: FastifyInstance, authorize: Authorizer): void {
+  const missing: string[] = [];
+  unguarded.set(app, missing);
+  app.addHook("onRoute", (route) => {
+    if (!route.config?.policy) missing.push(`${String(route.method)} ${route.url}`);
+  });
   app.addHook("onRequest", async (request) => {
     const policy = request.routeOptions.config.policy;
     if (!policy) {
