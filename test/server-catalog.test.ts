@@ -1,4 +1,4 @@
-import { renameSync, writeFileSync } from "node:fs";
+import { readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { parse } from "yaml";
@@ -231,5 +231,76 @@ describe("live reload", () => {
     await server.stop();
     server = await startTestServer({ dataDir });
     expect(await osNames(server)).toEqual(["Ubuntu 24.04"]);
+  });
+});
+
+describe("editing the catalog source", () => {
+  const put = (s: TestServer, text: string, ifMatch?: string) =>
+    fetch(`${s.url}/api/v1/catalog/source`, {
+      method: "PUT",
+      headers: { "content-type": "application/json", ...(ifMatch ? { "if-match": ifMatch } : {}) },
+      body: JSON.stringify({ text }),
+    });
+
+  it("reads the text with its version and saves an edit that names it, keeping comments", async () => {
+    const original = `# Our catalog\n${catalogYaml([UBUNTU])}`;
+    const path = catalogFile(original);
+    server = await startTestServer({ catalogPath: path });
+    const source = (await (await server.get("/api/v1/catalog/source")).json()) as {
+      text: string;
+      version: string;
+    };
+    expect(source.text).toBe(original);
+    const edited = source.text.replace('OS_NAME: "Ubuntu 24.04"', 'OS_NAME: "Ubuntu LTS"');
+    const response = await put(server, edited, `"${source.version}"`);
+    expect(response.status).toBe(200);
+    expect(readFileSync(path, "utf8")).toBe(edited);
+    expect(await osNames(server)).toEqual(["Ubuntu LTS"]);
+  });
+
+  it("refuses a save from an old version with 409, and writes nothing", async () => {
+    const path = catalogFile(catalogYaml([UBUNTU]));
+    server = await startTestServer({ catalogPath: path });
+    const { version } = (await (await server.get("/api/v1/catalog/source")).json()) as { version: string };
+    const first = await put(server, catalogYaml([{ ...UBUNTU, OS_NAME: "First" }]), `"${version}"`);
+    expect(first.status).toBe(200);
+    const second = await put(server, catalogYaml([{ ...UBUNTU, OS_NAME: "Second" }]), `"${version}"`);
+    expect(second.status).toBe(409);
+    expect(await second.json()).toMatchObject({ error: "conflict" });
+    expect(readFileSync(path, "utf8")).toContain("First");
+  });
+
+  it("of two concurrent saves from the same version, exactly one wins", async () => {
+    const path = catalogFile(catalogYaml([UBUNTU]));
+    server = await startTestServer({ catalogPath: path });
+    const { version } = (await (await server.get("/api/v1/catalog/source")).json()) as { version: string };
+    const s = server;
+    const statuses = await Promise.all(
+      ["A", "B", "C"].map((name) =>
+        put(s, catalogYaml([{ ...UBUNTU, OS_NAME: name }]), `"${version}"`).then((r) => r.status),
+      ),
+    );
+    expect(statuses.sort()).toEqual([200, 409, 409]);
+  });
+
+  it("refuses a text with errors with 422 and its findings, and writes nothing", async () => {
+    const original = catalogYaml([UBUNTU]);
+    const path = catalogFile(original);
+    server = await startTestServer({ catalogPath: path });
+    const { version } = (await (await server.get("/api/v1/catalog/source")).json()) as { version: string };
+    const response = await put(server, catalogYaml([{ ...UBUNTU, MIN_MEMORY: "lots" }]), `"${version}"`);
+    expect(response.status).toBe(422);
+    expect(await response.json()).toMatchObject({
+      error: "invalid_catalog",
+      findings: [{ path: "images[0].MIN_MEMORY", line: 5 }],
+    });
+    expect(readFileSync(path, "utf8")).toBe(original);
+  });
+
+  it("requires If-Match", async () => {
+    server = await startTestServer({ catalogPath: catalogFile(catalogYaml([UBUNTU])) });
+    const response = await put(server, catalogYaml([UBUNTU]));
+    expect(response.status).toBe(428);
+    expect(await response.json()).toMatchObject({ error: "precondition_required", field: "If-Match" });
   });
 });

@@ -30,9 +30,13 @@ export interface ServedCatalog {
   kubeDcEtag: string;
 }
 
+export function catalogVersion(text: string): string {
+  return createHash("sha256").update(text).digest("hex");
+}
+
 export function buildCatalog(text: string, source: CatalogSource): Catalog {
   const parsed = parseCatalog(text);
-  const version = createHash("sha256").update(text).digest("hex");
+  const version = catalogVersion(text);
   return { version, source, format: parsed.format, entries: parsed.entries, findings: parsed.findings, text };
 }
 

@@ -9,15 +9,19 @@ import {
   type ZodTypeProvider,
 } from "fastify-type-provider-zod";
 import type { Logger } from "pino";
+import type { EditableSource } from "../catalog/sources/editable.ts";
 import type { CatalogState } from "../catalog/state.ts";
 import { installErrorHandler } from "./errors.ts";
 import { createMetrics } from "./metrics.ts";
 import { type Authorizer, allowAll, installAuthorization } from "./policy.ts";
 import { catalogRoutes } from "./routes/catalog.ts";
+import { catalogSourceRoutes } from "./routes/catalog-source.ts";
 import { healthRoutes } from "./routes/health.ts";
 
 export interface AppOptions {
   catalog: CatalogState;
+  /** The catalog's source when it can be edited through the API. */
+  catalogSource?: EditableSource;
   logger: Logger;
   authorize?: Authorizer;
   version?: string;
@@ -48,5 +52,6 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   const metrics = createMetrics(options.catalog);
   await app.register(healthRoutes(options.catalog, metrics));
   await app.register(catalogRoutes(options.catalog));
+  if (options.catalogSource) await app.register(catalogSourceRoutes(options.catalogSource));
   return app;
 }

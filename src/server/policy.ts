@@ -4,7 +4,7 @@
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { ApiError } from "./errors.ts";
 
-export type Action = "health.read" | "metrics.read" | "api.describe" | "catalog.read";
+export type Action = "health.read" | "metrics.read" | "api.describe" | "catalog.read" | "catalog.write";
 
 export interface Policy {
   action: Action;

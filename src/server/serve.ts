@@ -91,7 +91,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
     lastGoodPath: join(options.dataDir, "catalog", "last-good.json"),
   });
   await source.start();
-  const app = await buildApp({ catalog: state, logger });
+  const app = await buildApp({ catalog: state, catalogSource: source, logger });
   const address = await app.listen({ port: options.port, host: options.host });
   logger.info({ catalog: catalogPath, dataDir: options.dataDir }, `osimg listening on ${address}`);
   return {

@@ -4,12 +4,20 @@
 // inotify. The last good catalog is saved in the data directory and served after a restart that finds
 // the file broken.
 import { type FSWatcher, watch } from "node:fs";
-import { readFile, stat } from "node:fs/promises";
+import { access, constants, readFile, stat } from "node:fs/promises";
 import { basename, dirname } from "node:path";
 import type { Logger } from "pino";
 import { writeFileAtomic } from "../../util/atomic-write.ts";
-import { buildCatalog, type Catalog, type CatalogSource, unreadableCatalog } from "../catalog.ts";
+import {
+  buildCatalog,
+  type Catalog,
+  type CatalogSource,
+  catalogVersion,
+  isServable,
+  unreadableCatalog,
+} from "../catalog.ts";
 import type { CatalogState } from "../state.ts";
+import type { EditableSource, SourceText, WriteResult } from "./editable.ts";
 
 export interface FileSourceOptions {
   path: string;
@@ -29,7 +37,7 @@ interface SavedCatalog {
   text: string;
 }
 
-export class FileCatalogSource {
+export class FileCatalogSource implements EditableSource {
   readonly #options: Required<Omit<FileSourceOptions, "lastGoodPath">> & { lastGoodPath?: string };
   #watcher: FSWatcher | undefined;
   #poll: NodeJS.Timeout | undefined;
@@ -38,6 +46,7 @@ export class FileCatalogSource {
   #again = false;
   #lastText: string | undefined;
   #lastStat = "";
+  #writing: Promise<unknown> = Promise.resolve();
 
   constructor(options: FileSourceOptions) {
     this.#options = { kind: "file", debounceMs: 20, pollMs: 2000, ...options };
@@ -82,6 +91,39 @@ export class FileCatalogSource {
       this.#running = undefined;
     });
     return this.#running;
+  }
+
+  async readText(): Promise<SourceText> {
+    const text = await readFile(this.#options.path, "utf8");
+    return { text, version: catalogVersion(text) };
+  }
+
+  /** Replaces the file when it is still at `expectedVersion` and `text` has no errors; then serves it. */
+  writeText(text: string, expectedVersion: string): Promise<WriteResult> {
+    // Writes through the API are serialized, so that two saves from the same version cannot both pass.
+    const result = this.#writing.then(() => this.#writeOnce(text, expectedVersion));
+    this.#writing = result.catch(() => undefined);
+    return result;
+  }
+
+  async #writeOnce(text: string, expectedVersion: string): Promise<WriteResult> {
+    const { path } = this.#options;
+    const candidate = buildCatalog(text, this.source);
+    if (!isServable(candidate)) return { ok: false, reason: "invalid", findings: candidate.findings };
+    const current = await this.readText().catch(() => undefined);
+    if (current && current.version !== expectedVersion)
+      return { ok: false, reason: "conflict", version: current.version };
+    if (!(await isWritable(path))) {
+      return {
+        ok: false,
+        reason: "read-only",
+        message: `${path} cannot be written by osimg (a mounted ConfigMap, or permissions)`,
+      };
+    }
+    const mode = (await stat(path).catch(() => undefined))?.mode ?? 0o644;
+    await writeFileAtomic(path, text, mode & 0o777);
+    await this.reload();
+    return { ok: true, version: candidate.version };
   }
 
   #schedule(): void {
@@ -152,5 +194,22 @@ export class FileCatalogSource {
       { savedAt: saved.savedAt },
       "catalog file has errors; serving the last good catalog saved before the restart",
     );
+  }
+}
+
+async function isWritable(path: string): Promise<boolean> {
+  try {
+    await access(dirname(path), constants.W_OK);
+    const s = await stat(path).catch(() => undefined);
+    // A ConfigMap volume mounts the file as a symlink into a read-only ..data directory.
+    return (
+      s === undefined ||
+      (await access(path, constants.W_OK).then(
+        () => true,
+        () => false,
+      ))
+    );
+  } catch {
+    return false;
   }
 }
