@@ -69,13 +69,11 @@ export function catalogSourceRoutes(editable: EditableSource): FastifyPluginAsyn
         }
         if (result.reason === "invalid") {
           const errors = result.findings.filter((f) => f.severity === "error").length;
-          return reply
-            .status(422)
-            .send({
-              error: "invalid_catalog",
-              message: `the catalog has ${errors} error(s); nothing was saved`,
-              findings: result.findings,
-            });
+          return reply.status(422).send({
+            error: "invalid_catalog",
+            message: `the catalog has ${errors} error(s); nothing was saved`,
+            findings: result.findings,
+          });
         }
         if (result.reason === "conflict") {
           throw new ApiError(
