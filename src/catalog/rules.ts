@@ -2,6 +2,7 @@
 // issues against a field; the document walk places them.
 import type { FieldIssue, FieldName } from "./fields.ts";
 import type { EntrySpec } from "./model.ts";
+import { preferenceRequirements } from "./preferences.ts";
 
 export interface FieldScopedIssue extends FieldIssue {
   /** The field the issue is reported at; undefined for the entry as a whole. */
@@ -9,7 +10,7 @@ export interface FieldScopedIssue extends FieldIssue {
 }
 
 export function entryIssues(spec: EntrySpec, present: ReadonlySet<string>): FieldScopedIssue[] {
-  const issues: FieldScopedIssue[] = [];
+  const issues: FieldScopedIssue[] = [...preferenceIssues(spec)];
   const needsEfi = spec.features.filter((f) => f === "tpm" || f === "smm");
   if (needsEfi.length > 0 && spec.firmware !== "efi") {
     issues.push({
@@ -41,6 +42,37 @@ export function entryIssues(spec: EntrySpec, present: ReadonlySet<string>): Fiel
       code: "boot_order.cdrom_first",
       message: "BOOT_ORDER starts with cdrom, but the entry attaches no installer ISO",
       hint: 'put "disk" first for a ready-made disk image',
+    });
+  }
+  return issues;
+}
+
+/** Minimums below what the KubeVirt preference named by OS_FAMILY_ID requires. */
+function preferenceIssues(spec: EntrySpec): FieldScopedIssue[] {
+  const required = spec.familyId ? preferenceRequirements(spec.familyId) : undefined;
+  if (!required) return [];
+  const issues: FieldScopedIssue[] = [];
+  const consequence = `KubeVirt refuses VMs that use the preference "${spec.familyId}" with less`;
+  if (
+    required.memoryBytes !== undefined &&
+    spec.minMemoryBytes !== undefined &&
+    spec.minMemoryBytes < required.memoryBytes
+  ) {
+    issues.push({
+      field: "MIN_MEMORY",
+      severity: "warning",
+      code: "preference.memory",
+      message: `MIN_MEMORY is below the ${required.memory} that KubeVirt's "${spec.familyId}" preference requires`,
+      hint: `${consequence}; raise MIN_MEMORY to "${required.memory}"`,
+    });
+  }
+  if (required.cpu !== undefined && spec.minVcpu !== undefined && spec.minVcpu < required.cpu) {
+    issues.push({
+      field: "MIN_VCPU",
+      severity: "warning",
+      code: "preference.cpu",
+      message: `MIN_VCPU is below the ${required.cpu} vCPUs that KubeVirt's "${spec.familyId}" preference requires`,
+      hint: `${consequence}; raise MIN_VCPU to "${required.cpu}"`,
     });
   }
   return issues;
