@@ -142,7 +142,8 @@ function checkName(name: string, path: string): void {
     throw new IsoError(`file path "${path}": empty, "." or ".." component; use plain relative paths`);
   if (name.length > MAX_NAME)
     throw new IsoError(`file path "${path}": the name "${name}" is longer than ${MAX_NAME} characters`);
-  if (/[\u0000-\u001f]/.test(name) || /[^\u0000-\uffff]/.test(name))
+  const controlOrAstral = [...name].some((c) => (c.codePointAt(0) ?? 0) < 0x20 || c.length > 1);
+  if (controlOrAstral)
     throw new IsoError(`file path "${path}": control or non-BMP characters are not allowed in names`);
 }
 
