@@ -17,6 +17,7 @@ import { type Authorizer, allowAll, installAuthorization } from "./policy.ts";
 import { catalogRoutes } from "./routes/catalog.ts";
 import { catalogSourceRoutes } from "./routes/catalog-source.ts";
 import { healthRoutes } from "./routes/health.ts";
+import { uiRoutes } from "./routes/ui.ts";
 
 export interface AppOptions {
   catalog: CatalogState;
@@ -53,5 +54,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   await app.register(healthRoutes(options.catalog, metrics));
   await app.register(catalogRoutes(options.catalog));
   if (options.catalogSource) await app.register(catalogSourceRoutes(options.catalogSource));
+  // Last: the UI answers every GET no other route claims (except /api/*).
+  await app.register(uiRoutes());
   return app;
 }

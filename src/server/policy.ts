@@ -4,7 +4,13 @@
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { ApiError } from "./errors.ts";
 
-export type Action = "health.read" | "metrics.read" | "api.describe" | "catalog.read" | "catalog.write";
+export type Action =
+  | "health.read"
+  | "metrics.read"
+  | "api.describe"
+  | "catalog.read"
+  | "catalog.write"
+  | "ui.read";
 
 export interface Policy {
   action: Action;
