@@ -165,17 +165,18 @@ describe("validation rules", () => {
     expect(findings.map((f) => f.code).sort()).toEqual(["features.duplicate", "features.empty"]);
   });
 
-  it.each(["tpm", "smm", "smm,tpm"])(
-    "FEATURES %s without efi is a warning that names Windows 11",
-    (features) => {
-      const f = only(
-        parseCatalog(withEntry({ FEATURES: features, FIRMWARE_TYPE: "bios" })).findings,
-        "features.needs_efi",
-      );
-      expect(f.severity).toBe("warning");
-      expect(f.hint).toContain("Windows 11");
-    },
-  );
+  it.each([
+    "tpm",
+    "smm",
+    "smm,tpm",
+  ])("FEATURES %s without efi is a warning that names Windows 11", (features) => {
+    const f = only(
+      parseCatalog(withEntry({ FEATURES: features, FIRMWARE_TYPE: "bios" })).findings,
+      "features.needs_efi",
+    );
+    expect(f.severity).toBe("warning");
+    expect(f.hint).toContain("Windows 11");
+  });
 
   it.each(["q35", "pc-q35-rhel8.6.0", "pc-q35-9.2"])("MACHINE_TYPE %s is accepted", (machine) => {
     expect(parseCatalog(withEntry({ MACHINE_TYPE: machine })).findings).toEqual([]);

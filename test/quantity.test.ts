@@ -50,14 +50,21 @@ describe("parseQuantity (Kubernetes semantics)", () => {
     if (!r.ok) expect(r.hint).toContain(suggestion);
   });
 
-  it.each(["", " 1G", "1G ", "-1G", "G", "1.2.3G", "abc", "1Zi", "0x10"])(
-    "refuses %j with a message",
-    (text) => {
-      const r = parseQuantity(text);
-      expect(r.ok).toBe(false);
-      if (!r.ok) expect(r.message.length).toBeGreaterThan(0);
-    },
-  );
+  it.each([
+    "",
+    " 1G",
+    "1G ",
+    "-1G",
+    "G",
+    "1.2.3G",
+    "abc",
+    "1Zi",
+    "0x10",
+  ])("refuses %j with a message", (text) => {
+    const r = parseQuantity(text);
+    expect(r.ok).toBe(false);
+    if (!r.ok) expect(r.message.length).toBeGreaterThan(0);
+  });
 
   it("refuses values beyond exact integers", () => {
     expect(parseQuantity("9Ei").ok).toBe(false);

@@ -2,6 +2,7 @@
 // every route enforces it with the namespace taken from the path. A route without a policy is refused:
 // nothing is reachable by accident. The embedded default allows all; the tenancy layer plugs in here.
 import type { FastifyInstance, FastifyRequest } from "fastify";
+import { isDns1123Label } from "../util/names.ts";
 import { ApiError } from "./errors.ts";
 
 export type Action =
@@ -32,12 +33,6 @@ declare module "fastify" {
   interface FastifyContextConfig {
     policy?: Policy;
   }
-}
-
-const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
-
-export function isDns1123Label(name: string): boolean {
-  return name.length <= 63 && DNS1123_LABEL.test(name);
 }
 
 /** Routes registered without a policy, per app: they answer 500, and a test asserts there are none. */
