@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { parseCatalog } from "../src/catalog/parse.ts";
 import { allowedActions, VM_PHASES } from "../src/vms/model.ts";
-import { validateVmRequest } from "../src/vms/request.ts";
+import { type RequestContext, validateVmRequest } from "../src/vms/request.ts";
 import { catalogYaml, UBUNTU } from "./support/catalogs.ts";
 
 const KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJ3p8n8Qm0pQm4r6c8a1b2c3d4e5f6g7h8i9j0k1l2m3 user@host";
@@ -14,7 +14,7 @@ const entries = parseCatalog(
 ).entries;
 const context = { namespace: "demo", entries };
 
-const errorsOf = (raw: unknown, ctx = context) => {
+const errorsOf = (raw: unknown, ctx: RequestContext = context) => {
   const result = validateVmRequest(raw, ctx);
   if (result.ok) throw new Error("expected errors");
   return result.errors;
