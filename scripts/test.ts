@@ -22,6 +22,9 @@ const bin = (name: string) => join("node_modules", ".bin", name);
 for (const [name, command, args] of [
   ["lint", bin("biome"), ["check", "."]],
   ["typecheck", bin("tsc"), ["-p", "."]],
+  // The web UI: browser code without Node types, then its build script and component tests.
+  ["typecheck web", bin("tsc"), ["-p", "web"]],
+  ["typecheck web tests", bin("tsc"), ["-p", join("web", "tsconfig.node.json")]],
 ] as const) {
   if (step(name, command, [...args])) passed++;
   else failed++;

@@ -85,7 +85,7 @@ export function EntryDetails({ entry, verification, location, onClose }: EntryDe
           <ul className="osimg-plain-list" aria-label="Image checks">
             {entryChecks(verification, entry.id).map((check) => (
               <li key={check.id}>
-                <CheckIcon status={check.status} label={check.label} /> {check.label}:{" "}
+                <CheckIcon status={check.status} label={check.label} decorative /> {check.label}:{" "}
                 {checkWord(check.status)}
                 {check.detail ? <span className="osimg-muted"> — {check.detail}</span> : null}
               </li>

@@ -1,4 +1,5 @@
-// Status icons in PatternFly's colours, each with a text alternative for screen readers.
+// Status icons in PatternFly's colours. An icon beside words that say the same is decorative (hidden
+// from screen readers); an icon on its own gets a label.
 import { Icon } from "@patternfly/react-core";
 import CheckCircleIcon from "@patternfly/react-icons/dist/esm/icons/check-circle-icon";
 import ExclamationCircleIcon from "@patternfly/react-icons/dist/esm/icons/exclamation-circle-icon";
@@ -11,47 +12,54 @@ import type { Severity } from "../../../src/catalog/findings.ts";
 import type { CheckStatus } from "../catalog/verification.ts";
 
 type Tone = "success" | "warning" | "danger" | "info";
+type Glyph = typeof InfoCircleIcon;
 
-const SEVERITY: Record<Severity, { tone: Tone; icon: typeof InfoCircleIcon; label: string }> = {
-  error: { tone: "danger", icon: ExclamationCircleIcon, label: "error" },
-  warning: { tone: "warning", icon: ExclamationTriangleIcon, label: "warning" },
-  info: { tone: "info", icon: InfoCircleIcon, label: "info" },
-};
-
-export function SeverityIcon({ severity }: { severity: Severity }) {
-  const { tone, icon: Glyph, label } = SEVERITY[severity];
+function StatusIcon({ tone, glyph: G, label }: { tone?: Tone; glyph: Glyph; label?: string }) {
   return (
     <Icon status={tone} isInline>
-      <Glyph role="img" aria-label={label} />
+      {label === undefined ? <G /> : <G aria-hidden={false} aria-label={label} />}
     </Icon>
   );
 }
 
-export function ValidIcon({ label = "valid" }: { label?: string }) {
-  return (
-    <Icon status="success" isInline>
-      <CheckCircleIcon role="img" aria-label={label} />
-    </Icon>
-  );
+const SEVERITY: Record<Severity, { tone: Tone; glyph: Glyph }> = {
+  error: { tone: "danger", glyph: ExclamationCircleIcon },
+  warning: { tone: "warning", glyph: ExclamationTriangleIcon },
+  info: { tone: "info", glyph: InfoCircleIcon },
+};
+
+export function SeverityIcon({ severity, label }: { severity: Severity; label?: string }) {
+  return <StatusIcon {...SEVERITY[severity]} label={label} />;
 }
 
-const CHECK: Record<CheckStatus, { tone?: Tone; icon: typeof InfoCircleIcon; word: string }> = {
-  pass: { tone: "success", icon: CheckCircleIcon, word: "passed" },
-  fail: { tone: "danger", icon: ExclamationCircleIcon, word: "failed" },
-  pending: { tone: "info", icon: InProgressIcon, word: "in progress" },
-  unknown: { tone: "warning", icon: OutlinedQuestionCircleIcon, word: "unknown" },
-  "not-checked": { icon: OutlinedCircleIcon, word: "not checked" },
+export function ValidIcon({ label }: { label?: string }) {
+  return <StatusIcon tone="success" glyph={CheckCircleIcon} label={label} />;
+}
+
+const CHECK: Record<CheckStatus, { tone?: Tone; glyph: Glyph; word: string }> = {
+  pass: { tone: "success", glyph: CheckCircleIcon, word: "passed" },
+  fail: { tone: "danger", glyph: ExclamationCircleIcon, word: "failed" },
+  pending: { tone: "info", glyph: InProgressIcon, word: "in progress" },
+  unknown: { tone: "warning", glyph: OutlinedQuestionCircleIcon, word: "unknown" },
+  "not-checked": { glyph: OutlinedCircleIcon, word: "not checked" },
 };
 
 export function checkWord(status: CheckStatus): string {
   return CHECK[status].word;
 }
 
-export function CheckIcon({ status, label }: { status: CheckStatus; label: string }) {
-  const { tone, icon: Glyph, word } = CHECK[status];
+/** Labelled "<check>: <outcome>", such as "Checksum verified: failed", unless words beside it say so. */
+export function CheckIcon({
+  status,
+  label,
+  decorative,
+}: {
+  status: CheckStatus;
+  label: string;
+  decorative?: boolean;
+}) {
+  const { tone, glyph } = CHECK[status];
   return (
-    <Icon status={tone} isInline>
-      <Glyph role="img" aria-label={`${label}: ${word}`} />
-    </Icon>
+    <StatusIcon tone={tone} glyph={glyph} label={decorative ? undefined : `${label}: ${checkWord(status)}`} />
   );
 }
