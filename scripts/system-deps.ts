@@ -49,6 +49,7 @@ const TEST: SystemPackage[] = [
     why: "UEFI boot loader of test guest disks",
   },
   { name: "openssh-client", provides: "/usr/bin/ssh", why: "tests log in to the Debian guest over SSH" },
+  { name: "chromium", provides: "/usr/bin/chromium", why: "the UI's end-to-end tests run in a real browser" },
 ];
 
 const GROUPS: Record<string, SystemPackage[]> = { runtime: RUNTIME, test: TEST };
