@@ -1,0 +1,811 @@
+// The local QEMU provider, the embedded default: each VM is a QEMU process with a qcow2 overlay on the
+// verified base image from the image store, a NoCloud seed, and its sockets (QMP, serial, VNC, guest
+// agent) in its own directory. Control goes through QMP; state is recorded in SQLite so that a restarted
+// server re-attaches to running VMs and tells what happened to the others.
+import { execFile } from "node:child_process";
+import { randomUUID } from "node:crypto";
+import { EventEmitter } from "node:events";
+import { mkdir, open, readFile, rm, writeFile } from "node:fs/promises";
+import { createServer } from "node:net";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import type { Logger } from "pino";
+import { buildNoCloudSeed, writeNoCloudIso } from "../../../cloudinit/nocloud.ts";
+import type { ImageStore, StoredImage } from "../../../images/store.ts";
+import {
+  publicSpec,
+  type Vm,
+  type VmAction,
+  type VmCondition,
+  type VmPhase,
+  type VmSpec,
+} from "../../model.ts";
+import {
+  type ConsoleKind,
+  notFound,
+  type RenderedVm,
+  VmError,
+  type VmProvider,
+  type VmProviderEvents,
+} from "../../provider.ts";
+import { RecordExists, type VmRecord, VmRecords } from "../../records.ts";
+import { probeAccelerator } from "./accel.ts";
+import { GuestAgentClient } from "./agent.ts";
+import { buildQemuCommand, type MachineFeature, type MachineSpec } from "./cmdline.ts";
+import { openVnc, SerialHub } from "./console-hub.ts";
+import { prepareFirmware } from "./firmware.ts";
+import {
+  isAlive,
+  killProcess,
+  launchQemu,
+  processHasArgument,
+  readPidfile,
+  tailOf,
+  waitForExit,
+} from "./process.ts";
+import { QmpClient } from "./qmp.ts";
+import { startSwtpm, swtpmAvailable } from "./swtpm.ts";
+
+const run = promisify(execFile);
+
+/** What is remembered about a VM across server restarts. */
+interface Runtime {
+  /** Whether the user wants it running (start/stop), as opposed to what it is. */
+  desired: "running" | "stopped";
+  /** The base image in the store (sha256) once pulled. */
+  baseImage?: string;
+  /** The base image is an installer ISO, attached as a cdrom. */
+  installer?: boolean;
+  provisioned?: boolean;
+  pid?: number;
+  sshPort?: number;
+  startedAt?: string;
+  readyAt?: string;
+  timeToReadyMs?: number;
+  failure?: { reason: string; message: string };
+}
+
+interface Live {
+  record: VmRecord<Runtime>;
+  phase: VmPhase;
+  conditions: Map<string, VmCondition>;
+  qmp?: QmpClient;
+  serial?: SerialHub;
+  readiness?: AbortController;
+  stopping?: boolean;
+  ipAddresses: string[];
+  importProgress?: number;
+  runtime?: string;
+  notes: string[];
+  /** Lifecycle operations of one VM run one after another. */
+  queue: Promise<unknown>;
+  restarts: number;
+}
+
+export interface QemuProviderOptions {
+  dataDir: string;
+  images: ImageStore;
+  logger: Logger;
+  /** How long a guest gets to power off after an ACPI power-down before QEMU is stopped hard. */
+  stopTimeoutMs?: number;
+  /** How long a VM may take from start to Ready before it is reported as not ready. */
+  readyTimeoutMs?: number;
+  qemuBinary?: string;
+}
+
+/** cloud-init's last line on the console, and the micro test guest's equivalent. */
+const CLOUD_INIT_FINISHED = /Cloud-init v\. \S+ finished at/;
+
+export class QemuProvider extends EventEmitter<VmProviderEvents> implements VmProvider {
+  readonly name = "qemu";
+  readonly #options: Required<Omit<QemuProviderOptions, "qemuBinary">> & { qemuBinary: string };
+  readonly #records: VmRecords<Runtime>;
+  readonly #live = new Map<string, Live>();
+
+  constructor(options: QemuProviderOptions) {
+    super();
+    this.#options = {
+      stopTimeoutMs: 60_000,
+      readyTimeoutMs: 15 * 60_000,
+      qemuBinary: "qemu-system-x86_64",
+      ...options,
+    };
+    this.#records = new VmRecords<Runtime>(join(options.dataDir, "osimg.db"));
+  }
+
+  /** Finds the VMs of an earlier run: re-attaches to those still running, tells what happened to the others. */
+  async init(): Promise<void> {
+    for (const record of this.#records.list()) {
+      if (record.provider !== this.name) continue;
+      const live = this.#track(record);
+      await this.#reattach(live).catch((error: unknown) => this.#fail(live, "ReattachFailed", String(error)));
+    }
+  }
+
+  async create(spec: VmSpec): Promise<Vm> {
+    const { password } = spec;
+    const record: VmRecord<Runtime> = {
+      namespace: spec.namespace,
+      name: spec.name,
+      provider: this.name,
+      spec: publicSpec(spec),
+      createdAt: new Date().toISOString(),
+      instanceId: randomUUID(),
+      runtime: {
+        desired: spec.runStrategy === "Halted" || spec.runStrategy === "Manual" ? "stopped" : "running",
+      },
+    };
+    try {
+      this.#records.insert(record);
+    } catch (error) {
+      if (error instanceof RecordExists)
+        throw new VmError("exists", `VM "${spec.name}" already exists in namespace "${spec.namespace}"`);
+      throw error;
+    }
+    const dir = this.#dir(record);
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    if (password !== undefined) await writeFile(join(dir, "password"), password, { mode: 0o600 });
+    const live = this.#track(record);
+    this.#setPhase(live, "Provisioning");
+    this.#enqueue(live, () => this.#provision(live));
+    return this.#view(live);
+  }
+
+  async get(namespace: string, name: string): Promise<Vm | undefined> {
+    const live = this.#live.get(key(namespace, name));
+    return live && this.#view(live);
+  }
+
+  async list(namespace?: string): Promise<Vm[]> {
+    return [...this.#live.values()]
+      .filter((l) => namespace === undefined || l.record.namespace === namespace)
+      .sort((a, b) => a.record.name.localeCompare(b.record.name))
+      .map((l) => this.#view(l));
+  }
+
+  async act(namespace: string, name: string, action: VmAction): Promise<Vm> {
+    const live = this.#require(namespace, name);
+    await this.#enqueue(live, async () => {
+      switch (action) {
+        case "start":
+          this.#saveRuntime(live, { desired: "running" });
+          live.restarts = 0;
+          if (!live.record.runtime.provisioned) await this.#provision(live);
+          else await this.#start(live);
+          return;
+        case "stop":
+          this.#saveRuntime(live, { desired: "stopped" });
+          await this.#stop(live);
+          return;
+        case "restart":
+          await this.#qmp(live).execute("system_reset");
+          this.#markBooted(live);
+          return;
+        case "pause":
+          await this.#qmp(live).execute("stop");
+          this.#setPhase(live, "Paused");
+          return;
+        case "unpause":
+          await this.#qmp(live).execute("cont");
+          this.#setPhase(
+            live,
+            live.record.runtime.readyAt && live.conditions.get("Ready")?.status === "True"
+              ? "Ready"
+              : "Running",
+          );
+          return;
+      }
+    });
+    return this.#view(live);
+  }
+
+  async delete(namespace: string, name: string): Promise<void> {
+    const live = this.#require(namespace, name);
+    await this.#enqueue(live, async () => {
+      live.stopping = true;
+      live.readiness?.abort();
+      await this.#kill(live);
+      live.serial?.close();
+      await rm(this.#dir(live.record), { recursive: true, force: true });
+      this.#records.delete(namespace, name);
+      this.#live.delete(key(namespace, name));
+    });
+    this.emit("changed", { namespace, name, deleted: true });
+  }
+
+  async render(spec: VmSpec): Promise<RenderedVm> {
+    const record = { namespace: spec.namespace, name: spec.name } as VmRecord<Runtime>;
+    const dir = this.#dir(record);
+    const { accel } = await probeAccelerator({ qemuBinary: this.#options.qemuBinary });
+    const firmware =
+      spec.image.firmware === "efi"
+        ? {
+            type: "efi" as const,
+            code: "/usr/share/OVMF/OVMF_CODE_4M.fd",
+            vars: join(dir, "efi-vars.fd"),
+            secureBoot: spec.image.features.includes("smm"),
+          }
+        : { type: "bios" as const };
+    const command = buildQemuCommand(
+      this.#machineSpec(spec, dir, accel, firmware, 2222, true),
+      this.#options.qemuBinary,
+    );
+    const notes = command.notes.map((n) => `# ${n.message}`);
+    return { format: "argv", text: [...notes, command.binary, ...command.argv].join("\n") };
+  }
+
+  async openConsole(namespace: string, name: string, kind: ConsoleKind) {
+    const live = this.#require(namespace, name);
+    if (!live.qmp || live.qmp.closed)
+      throw new VmError("conflict", `VM "${name}" is not running`, "start it first");
+    const dir = this.#dir(live.record);
+    if (kind === "vnc") return openVnc(join(dir, "vnc.sock"));
+    live.serial ??= new SerialHub(join(dir, "serial.sock"), join(dir, "serial.log"));
+    return live.serial.open();
+  }
+
+  /** Stops watching; VMs keep running (QEMU runs detached) and are re-attached by the next init(). */
+  async close(): Promise<void> {
+    for (const live of this.#live.values()) {
+      live.readiness?.abort();
+      live.serial?.close();
+      live.qmp?.removeAllListeners("close");
+      live.qmp?.close();
+    }
+    this.#records.close();
+  }
+
+  // --- lifecycle ---------------------------------------------------------------------------------------
+
+  async #provision(live: Live): Promise<void> {
+    const { spec } = live.record;
+    const dir = this.#dir(live.record);
+    try {
+      this.#setCondition(live, "ImageReady", "False", "Pulling", `pulling ${spec.image.url}`);
+      const base = await this.#baseImage(live);
+      if (base.virtualSize > spec.storageBytes) {
+        throw new VmError(
+          "invalid",
+          `the image is ${base.virtualSize} bytes, larger than the disk (${spec.storage})`,
+          "create the VM with more storage",
+        );
+      }
+      live.importProgress = undefined;
+      this.#setCondition(
+        live,
+        "ImageReady",
+        "True",
+        "Pulled",
+        `sha256:${base.sha256.slice(0, 12)} (${base.format}, verified: ${base.checksum.status})`,
+      );
+      const disk = join(dir, "disk.qcow2");
+      await rm(disk, { force: true });
+      // A disk image becomes the backing file of the VM's overlay; an installer ISO is attached as a cdrom
+      // beside an empty disk.
+      const backing =
+        base.format === "iso" ? [] : ["-F", base.format, "-b", this.#options.images.pathOf(base.sha256)];
+      await run("qemu-img", ["create", "-q", "-f", "qcow2", ...backing, disk, String(spec.storageBytes)]);
+      const seed = buildNoCloudSeed({
+        catalogCloudInit: spec.image.cloudInit,
+        cloudUser: spec.image.cloudUser,
+        sshKeys: spec.sshKeys,
+        password: await this.#password(live),
+        userData: spec.userData,
+        instanceId: live.record.instanceId,
+        hostname: spec.name,
+      });
+      await writeNoCloudIso(join(dir, "seed.iso"), seed);
+      this.#saveRuntime(live, {
+        baseImage: base.sha256,
+        installer: base.format === "iso" || undefined,
+        provisioned: true,
+        failure: undefined,
+      });
+      if (live.record.runtime.desired === "running") await this.#start(live);
+      else this.#setPhase(live, "Stopped");
+    } catch (error) {
+      this.#fail(
+        live,
+        error instanceof VmError ? "ProvisioningFailed" : "ImagePullFailed",
+        error instanceof Error ? error.message : String(error),
+      );
+    }
+  }
+
+  async #baseImage(live: Live): Promise<StoredImage> {
+    const { image } = live.record.spec;
+    const stored = live.record.runtime.baseImage
+      ? await this.#options.images.get(live.record.runtime.baseImage)
+      : undefined;
+    if (stored) return stored;
+    const known = await this.#options.images.findBySource(image.url);
+    if (known && (!image.sha256 || known.sha256 === image.sha256 || known.download.sha256 === image.sha256))
+      return known;
+    return this.#options.images.pull(image.url, {
+      pinnedSha256: image.sha256,
+      catalogEntry: image.entryId,
+      onProgress: (p) => {
+        if (p.total) {
+          const percent = Math.floor((100 * p.received) / p.total);
+          if (percent !== live.importProgress) {
+            live.importProgress = percent;
+            this.#changed(live);
+          }
+        }
+      },
+    });
+  }
+
+  async #start(live: Live): Promise<void> {
+    if (live.qmp && !live.qmp.closed) return;
+    const { spec } = live.record;
+    const dir = this.#dir(live.record);
+    this.#setPhase(live, "Starting");
+    live.stopping = false;
+    try {
+      const probe = await probeAccelerator({ qemuBinary: this.#options.qemuBinary });
+      const secureBoot = spec.image.firmware === "efi" && spec.image.features.includes("smm");
+      const firmware = await prepareFirmware(spec.image.firmware, {
+        varsPath: join(dir, "efi-vars.fd"),
+        secureBoot,
+      });
+      const tpm = spec.image.features.includes("tpm") && (await swtpmAvailable());
+      if (tpm) {
+        await startSwtpm({
+          stateDir: join(dir, "tpm"),
+          socketPath: join(dir, "tpm.sock"),
+          logPath: join(dir, "swtpm.log"),
+        });
+      }
+      const sshPort = await freePort();
+      const installer =
+        live.record.runtime.installer && live.record.runtime.baseImage
+          ? this.#options.images.pathOf(live.record.runtime.baseImage)
+          : undefined;
+      const command = buildQemuCommand(
+        this.#machineSpec(spec, dir, probe.accel, firmware, sshPort, tpm, installer),
+        this.#options.qemuBinary,
+      );
+      live.conditions.delete("Failure");
+      for (const f of ["qmp.sock", "serial.sock", "vnc.sock", "agent.sock"])
+        await rm(join(dir, f), { force: true });
+      const { pid, qmp } = await launchQemu(command, {
+        logPath: join(dir, "qemu.log"),
+        qmpSocket: join(dir, "qmp.sock"),
+      });
+      live.runtime = `qemu ${probe.accel}, machine ${command.machine}`;
+      live.notes = [
+        probe.reason,
+        ...command.notes.map((n) => n.message),
+        ...unsupportedDisks(spec.image.additionalDisks),
+      ];
+      this.#saveRuntime(live, {
+        pid,
+        sshPort,
+        startedAt: new Date().toISOString(),
+        readyAt: undefined,
+        timeToReadyMs: undefined,
+        failure: undefined,
+      });
+      this.#attach(live, qmp);
+      this.#setCondition(live, "Ready", "False", "Booting", "waiting for the guest agent or cloud-init");
+      this.#setPhase(live, "Running");
+      this.#watchReadiness(live);
+    } catch (error) {
+      this.#fail(live, "StartFailed", error instanceof Error ? error.message : String(error));
+    }
+  }
+
+  #attach(live: Live, qmp: QmpClient): void {
+    live.qmp = qmp;
+    qmp.on("event", (event) => {
+      if (event.event === "STOP" && live.phase !== "Stopping") this.#setPhase(live, "Paused");
+      if (event.event === "RESUME")
+        this.#setPhase(live, live.conditions.get("Ready")?.status === "True" ? "Ready" : "Running");
+      if (event.event === "SHUTDOWN") this.#setPhase(live, "Stopping");
+      if (event.event === "RESET") this.#markBooted(live);
+    });
+    qmp.once("close", () => void this.#exited(live));
+  }
+
+  /** QEMU ended: by our stop, by the guest powering off, or by a crash. */
+  async #exited(live: Live): Promise<void> {
+    live.readiness?.abort();
+    live.serial?.close();
+    live.serial = undefined;
+    live.qmp = undefined;
+    const pid = live.record.runtime.pid;
+    if (pid !== undefined) await waitForExit(pid, 5000);
+    this.#saveRuntime(live, { pid: undefined });
+    live.ipAddresses = [];
+    if (live.stopping || !this.#live.has(key(live.record.namespace, live.record.name))) {
+      this.#setPhase(live, "Stopped");
+      return;
+    }
+    const strategy = live.record.spec.runStrategy;
+    const log = await tailOf(join(this.#dir(live.record), "qemu.log"), 3);
+    const guestShutdown = live.phase === "Stopping";
+    if (guestShutdown) this.#setPhase(live, "Stopped");
+    else this.#fail(live, "QemuExited", log ? `QEMU exited: ${log}` : "QEMU exited unexpectedly");
+    const restart = strategy === "Always" || (strategy === "RerunOnFailure" && !guestShutdown);
+    if (restart && live.record.runtime.desired === "running" && live.restarts < 5) {
+      live.restarts++;
+      const delay = Math.min(30_000, 1000 * 2 ** (live.restarts - 1));
+      setTimeout(() => void this.#enqueue(live, () => this.#start(live)), delay).unref();
+    } else if (strategy === "Once" || !restart) {
+      this.#saveRuntime(live, { desired: "stopped" });
+    }
+  }
+
+  async #stop(live: Live): Promise<void> {
+    const qmp = live.qmp;
+    if (!qmp || qmp.closed) {
+      this.#setPhase(live, "Stopped");
+      return;
+    }
+    live.stopping = true;
+    live.readiness?.abort();
+    this.#setPhase(live, "Stopping");
+    const pid = live.record.runtime.pid;
+    const status = await qmp.execute("query-status").catch(() => undefined);
+    if (status?.running) {
+      await qmp.execute("system_powerdown").catch(() => undefined);
+      if (pid !== undefined && (await waitForExit(pid, this.#options.stopTimeoutMs))) {
+        await qmp.waitForClose(5000).catch(() => undefined);
+        return;
+      }
+    }
+    await this.#kill(live);
+  }
+
+  /** Ends QEMU now (quit, then SIGKILL) and waits until it is gone. */
+  async #kill(live: Live): Promise<void> {
+    const pid = live.record.runtime.pid;
+    live.stopping = true;
+    await live.qmp?.execute("quit", undefined, { timeoutMs: 5000 }).catch(() => undefined);
+    if (pid !== undefined && !(await waitForExit(pid, 5000))) {
+      killProcess(pid, "SIGKILL");
+      await waitForExit(pid, 5000);
+    }
+    await live.qmp?.waitForClose(5000).catch(() => undefined);
+    live.qmp?.close();
+    live.qmp = undefined;
+    this.#saveRuntime(live, { pid: undefined });
+  }
+
+  async #reattach(live: Live): Promise<void> {
+    const dir = this.#dir(live.record);
+    const runtime = live.record.runtime;
+    const qmpSocket = join(dir, "qmp.sock");
+    const pid = runtime.pid ?? (await readPidfile(join(dir, "qemu.pid")));
+    if (pid !== undefined && isAlive(pid) && (await processHasArgument(pid, qmpSocket))) {
+      const qmp = await QmpClient.connect(qmpSocket, { connectTimeoutMs: 5000 });
+      this.#saveRuntime(live, { pid });
+      live.runtime = "qemu (re-attached)";
+      this.#attach(live, qmp);
+      const status = await qmp.execute("query-status");
+      if (status.status === "paused") this.#setPhase(live, "Paused");
+      else {
+        this.#setPhase(live, runtime.readyAt ? "Ready" : "Running");
+        if (runtime.readyAt)
+          this.#setCondition(live, "Ready", "True", "Reattached", `ready since ${runtime.readyAt}`);
+        this.#watchReadiness(live);
+      }
+      return;
+    }
+    if (runtime.failure) {
+      this.#fail(live, runtime.failure.reason, runtime.failure.message);
+      return;
+    }
+    if (runtime.desired === "running" && runtime.provisioned && runtime.pid !== undefined) {
+      const log = await tailOf(join(dir, "qemu.log"), 3);
+      this.#fail(live, "ExitedWhileAway", `QEMU exited while osimg was not running${log ? `: ${log}` : ""}`);
+      this.#saveRuntime(live, { pid: undefined });
+      return;
+    }
+    if (runtime.desired === "running" && !runtime.provisioned) {
+      this.#setPhase(live, "Provisioning");
+      this.#enqueue(live, () => this.#provision(live));
+      return;
+    }
+    this.#setPhase(live, "Stopped");
+  }
+
+  // --- readiness -----------------------------------------------------------------------------------------
+
+  #markBooted(live: Live): void {
+    live.ipAddresses = [];
+    this.#saveRuntime(live, {
+      startedAt: new Date().toISOString(),
+      readyAt: undefined,
+      timeToReadyMs: undefined,
+    });
+    this.#setCondition(live, "Ready", "False", "Rebooting", "a new boot started");
+    if (live.phase === "Ready") this.#setPhase(live, "Running");
+    this.#watchReadiness(live);
+  }
+
+  /** Ready when the guest agent answers guest-ping, or when cloud-init reports completion on the console. */
+  #watchReadiness(live: Live): void {
+    live.readiness?.abort();
+    const controller = new AbortController();
+    live.readiness = controller;
+    const { signal } = controller;
+    const dir = this.#dir(live.record);
+    const deadline = Date.now() + this.#options.readyTimeoutMs;
+    const startedAt = Date.parse(live.record.runtime.startedAt ?? new Date().toISOString());
+    let logOffset = 0;
+    const ready = async (how: string, agent?: GuestAgentClient) => {
+      if (signal.aborted) return;
+      controller.abort();
+      const readyAt = new Date();
+      const alreadyReady = live.conditions.get("Ready")?.status === "True";
+      if (!alreadyReady)
+        this.#saveRuntime(live, {
+          readyAt: readyAt.toISOString(),
+          timeToReadyMs: readyAt.getTime() - startedAt,
+        });
+      live.ipAddresses = agent ? await guestAddresses(agent) : ["10.0.2.15"];
+      agent?.close();
+      this.#setCondition(
+        live,
+        "Ready",
+        "True",
+        how === "agent" ? "AgentConnected" : "CloudInitFinished",
+        how === "agent" ? "the guest agent answers" : "cloud-init finished",
+      );
+      if (live.phase === "Running") this.#setPhase(live, "Ready");
+      else this.#changed(live);
+    };
+    const tryAgent = async () => {
+      const client = await GuestAgentClient.connect(join(dir, "agent.sock"), {
+        connectTimeoutMs: 1000,
+        timeoutMs: 2000,
+      });
+      try {
+        await client.ping({ timeoutMs: 2000 });
+        return client;
+      } catch (error) {
+        client.close();
+        throw error;
+      }
+    };
+    const tryConsole = async () => {
+      const handle = await open(join(dir, "serial.log"), "r");
+      try {
+        const { size } = await handle.stat();
+        if (size <= logOffset) return false;
+        const start = Math.max(0, logOffset - 200);
+        const buffer = Buffer.alloc(size - start);
+        await handle.read(buffer, 0, buffer.length, start);
+        logOffset = size;
+        return CLOUD_INIT_FINISHED.test(buffer.toString("latin1"));
+      } finally {
+        await handle.close();
+      }
+    };
+    void (async () => {
+      while (!signal.aborted && Date.now() < deadline) {
+        if (live.phase === "Paused") {
+          await sleep(1000, signal);
+          continue;
+        }
+        if (await tryConsole().catch(() => false)) return ready("console");
+        const agent = await tryAgent().catch(() => undefined);
+        if (agent) return ready("agent", agent);
+        await sleep(1000, signal);
+      }
+      if (!signal.aborted)
+        this.#setCondition(
+          live,
+          "Ready",
+          "False",
+          "ReadyTimeout",
+          "neither the guest agent nor cloud-init reported in time",
+        );
+    })();
+  }
+
+  // --- helpers -----------------------------------------------------------------------------------------------
+
+  #machineSpec(
+    spec: Pick<VmSpec, "name" | "cpu" | "memoryBytes" | "image">,
+    dir: string,
+    accel: "kvm" | "tcg",
+    firmware: MachineSpec["firmware"],
+    sshPort: number,
+    tpm: boolean,
+    installer?: string,
+  ): MachineSpec {
+    const cdroms = installer ? [{ kind: "cdrom" as const, path: installer }] : [];
+    return {
+      name: spec.name,
+      cpus: spec.cpu,
+      memoryBytes: spec.memoryBytes,
+      accel,
+      firmware,
+      machineType: spec.image.machineType,
+      features: spec.image.features.filter((f): f is MachineFeature => f !== "tpm" || tpm),
+      disks: [{ kind: "disk", path: join(dir, "disk.qcow2"), format: "qcow2" }, ...cdroms],
+      seed: join(dir, "seed.iso"),
+      bootOrder: spec.image.bootOrder.length > 0 ? spec.image.bootOrder : undefined,
+      network: { kind: "user", sshPort },
+      sockets: {
+        qmp: join(dir, "qmp.sock"),
+        serial: join(dir, "serial.sock"),
+        vnc: join(dir, "vnc.sock"),
+        agent: join(dir, "agent.sock"),
+        tpm: tpm ? join(dir, "tpm.sock") : undefined,
+      },
+      serialLog: join(dir, "serial.log"),
+      pidfile: join(dir, "qemu.pid"),
+    };
+  }
+
+  #dir(record: Pick<VmRecord<Runtime>, "namespace" | "name">): string {
+    return join(this.#options.dataDir, "vms", record.namespace, record.name);
+  }
+
+  async #password(live: Live): Promise<string | undefined> {
+    if (!live.record.spec.hasPassword) return undefined;
+    return readFile(join(this.#dir(live.record), "password"), "utf8");
+  }
+
+  #track(record: VmRecord<Runtime>): Live {
+    const live: Live = {
+      record,
+      phase: "Stopped",
+      conditions: new Map(),
+      ipAddresses: [],
+      notes: [],
+      queue: Promise.resolve(),
+      restarts: 0,
+    };
+    this.#live.set(key(record.namespace, record.name), live);
+    return live;
+  }
+
+  #require(namespace: string, name: string): Live {
+    const live = this.#live.get(key(namespace, name));
+    if (!live) throw notFound(namespace, name);
+    return live;
+  }
+
+  #qmp(live: Live): QmpClient {
+    if (!live.qmp || live.qmp.closed)
+      throw new VmError("conflict", `VM "${live.record.name}" is not running`);
+    return live.qmp;
+  }
+
+  #enqueue<T>(live: Live, operation: () => Promise<T>): Promise<T> {
+    const result = live.queue.then(operation);
+    live.queue = result.catch(() => undefined);
+    return result;
+  }
+
+  #saveRuntime(live: Live, patch: Partial<Runtime>): void {
+    live.record.runtime = { ...live.record.runtime, ...patch };
+    for (const [k, v] of Object.entries(patch))
+      if (v === undefined) delete (live.record.runtime as unknown as Record<string, unknown>)[k];
+    if (this.#live.has(key(live.record.namespace, live.record.name))) {
+      this.#records.updateRuntime(live.record.namespace, live.record.name, live.record.runtime);
+    }
+  }
+
+  #setPhase(live: Live, phase: VmPhase): void {
+    if (live.phase === phase) return;
+    live.phase = phase;
+    this.#options.logger.debug({ vm: `${live.record.namespace}/${live.record.name}`, phase }, "vm phase");
+    this.#changed(live);
+  }
+
+  #setCondition(
+    live: Live,
+    type: string,
+    status: VmCondition["status"],
+    reason: string,
+    message?: string,
+  ): void {
+    const previous = live.conditions.get(type);
+    if (previous?.status === status && previous.reason === reason && previous.message === message) return;
+    live.conditions.set(type, {
+      type,
+      status,
+      reason,
+      message,
+      lastTransitionTime: new Date().toISOString(),
+    });
+    this.#changed(live);
+  }
+
+  #fail(live: Live, reason: string, message: string): void {
+    this.#options.logger.warn({ vm: `${live.record.namespace}/${live.record.name}`, reason }, message);
+    this.#saveRuntime(live, { failure: { reason, message } });
+    this.#setCondition(live, "Failure", "True", reason, message);
+    this.#setPhase(live, "Failed");
+  }
+
+  #changed(live: Live): void {
+    this.emit("changed", { namespace: live.record.namespace, name: live.record.name, deleted: false });
+  }
+
+  #view(live: Live): Vm {
+    const { record } = live;
+    const runtime = record.runtime;
+    const base = `/api/v1/namespaces/${record.namespace}/vms/${record.name}`;
+    return {
+      namespace: record.namespace,
+      name: record.name,
+      provider: this.name,
+      createdAt: record.createdAt,
+      spec: record.spec,
+      status: {
+        phase: live.phase,
+        conditions: [...live.conditions.values()],
+        ipAddresses: live.ipAddresses,
+        importProgress: live.importProgress,
+        runtime: live.runtime,
+        notes: live.notes,
+        consoles: { serial: `${base}/console`, vnc: `${base}/vnc` },
+        ssh:
+          runtime.sshPort && live.qmp
+            ? { host: "127.0.0.1", port: runtime.sshPort, user: record.spec.image.cloudUser }
+            : undefined,
+        startedAt: runtime.startedAt,
+        readyAt: runtime.readyAt,
+        timeToReadyMs: runtime.timeToReadyMs,
+      },
+    };
+  }
+}
+
+function key(namespace: string, name: string): string {
+  return `${namespace}/${name}`;
+}
+
+async function guestAddresses(agent: GuestAgentClient): Promise<string[]> {
+  try {
+    const interfaces = await agent.networkInterfaces({ timeoutMs: 3000 });
+    return interfaces
+      .filter((i) => i.name !== "lo")
+      .flatMap((i) =>
+        (i["ip-addresses"] ?? []).filter((a) => a["ip-address-type"] === "ipv4").map((a) => a["ip-address"]),
+      );
+  } catch {
+    return [];
+  }
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      server.close(() =>
+        typeof address === "object" && address ? resolve(address.port) : reject(new Error("no free port")),
+      );
+    });
+  });
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    signal.addEventListener(
+      "abort",
+      () => {
+        clearTimeout(timer);
+        resolve();
+      },
+      { once: true },
+    );
+  });
+}
+
+/** ADDITIONAL_DISKS that the local provider cannot attach (the virtio-win drivers ISO is not packaged). */
+function unsupportedDisks(disks: readonly string[]): string[] {
+  return disks.map(
+    (d) =>
+      `ADDITIONAL_DISKS ${d}: not available on the local QEMU provider (no virtio-win ISO); attach drivers yourself`,
+  );
+}
