@@ -77,6 +77,7 @@ describe("Kube-DC compatibility", () => {
 
   it("reads every newer Kube-DC key", () => {
     const text = withEntry({
+      MIN_MEMORY: "2Gi",
       OS_IMAGE_UPSTREAM: "https://cloud-images.ubuntu.com/noble/current/noble-server-cloudimg-amd64.img",
       OS_IMAGE_MIRROR_PATH: "ubuntu/noble.img",
       OS_IMAGE_SHA256: "A".repeat(64),
