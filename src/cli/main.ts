@@ -1,6 +1,7 @@
 // The `osimg` command.
 import { Command, InvalidArgumentError } from "commander";
 import { defaultDataDir } from "../config/paths.ts";
+import { type ObjectRef, parseObjectRef } from "../kube/client.ts";
 import { startServer } from "../server/serve.ts";
 import { registerCatalogCommands } from "./catalog.ts";
 
@@ -9,6 +10,23 @@ function port(value: string): number {
   if (!Number.isInteger(n) || n < 0 || n > 65535)
     throw new InvalidArgumentError("a port is a whole number from 0 to 65535");
   return n;
+}
+
+function objectRef(value: string): ObjectRef {
+  try {
+    return parseObjectRef(value, "--configmap");
+  } catch (error) {
+    throw new InvalidArgumentError((error as Error).message);
+  }
+}
+
+interface ServeFlags {
+  catalog?: string;
+  configmap?: ObjectRef;
+  kubeconfig?: string;
+  port: number;
+  host: string;
+  dataDir: string;
 }
 
 const program = new Command("osimg")
@@ -23,12 +41,24 @@ program
     "--catalog <path>",
     "catalog file (images.yaml or ConfigMap); default: a copy of the built-in catalog in the data directory",
   )
+  .option(
+    "--configmap <namespace/name>",
+    'serve the catalog of this ConfigMap (data["images.yaml"]), watched through the Kubernetes API',
+    objectRef,
+  )
+  .option(
+    "--kubeconfig <path>",
+    "kubeconfig for --configmap; default $KUBECONFIG, ~/.kube/config, or the pod's service account",
+  )
   .option("--port <n>", "port to listen on", port, Number(process.env.OSIMG_PORT ?? 8080))
   .option("--host <address>", "address to listen on", process.env.OSIMG_HOST ?? "127.0.0.1")
   .option("--data-dir <dir>", "where osimg keeps its data", defaultDataDir())
-  .action(async (options: { catalog?: string; port: number; host: string; dataDir: string }) => {
+  .action(async (options: ServeFlags) => {
+    if (options.catalog && options.configmap)
+      program.error("error: --catalog and --configmap name two catalogs; give one");
     const server = await startServer({
       catalogPath: options.catalog,
+      configMap: options.configmap && { ...options.configmap, kubeconfig: options.kubeconfig },
       port: options.port,
       host: options.host,
       dataDir: options.dataDir,

@@ -1,17 +1,29 @@
 // `osimg serve`: the catalog source, the HTTP app, and logging of what happens to the catalog.
 import { copyFile, mkdir } from "node:fs/promises";
 import { join } from "node:path";
+import type { KubeConfig } from "@kubernetes/client-node";
 import type { FastifyInstance } from "fastify";
 import pino, { type Logger } from "pino";
 import { countBySeverity } from "../catalog/findings.ts";
+import { ConfigMapCatalogSource } from "../catalog/sources/configmap.ts";
 import { FileCatalogSource } from "../catalog/sources/file.ts";
 import { CatalogState } from "../catalog/state.ts";
 import { BUILTIN_CATALOG } from "../config/paths.ts";
+import { loadKubeConfig } from "../kube/client.ts";
 import { buildApp } from "./app.ts";
 
 export interface ServeOptions {
   /** The catalog file; undefined serves a copy of the built-in catalog kept in the data directory. */
   catalogPath?: string;
+  /** Serve the catalog of this ConfigMap (watched through the Kubernetes API) instead of a file. */
+  configMap?: {
+    namespace: string;
+    name: string;
+    /** A kubeconfig file; default $KUBECONFIG, ~/.kube/config, or the pod's service account. */
+    kubeconfig?: string;
+    /** A ready client configuration (tests); wins over kubeconfig. */
+    kubeConfig?: KubeConfig;
+  };
   port: number;
   host: string;
   dataDir: string;
@@ -21,6 +33,7 @@ export interface ServeOptions {
 export interface RunningServer {
   app: FastifyInstance;
   url: string;
+  /** The catalog file, or NAMESPACE/NAME of the ConfigMap. */
   catalogPath: string;
   close(): Promise<void>;
 }
@@ -55,7 +68,9 @@ async function seededCatalog(dataDir: string, logger: Logger): Promise<string> {
 
 export async function startServer(options: ServeOptions): Promise<RunningServer> {
   const logger = options.logger ?? createLogger();
-  const catalogPath = options.catalogPath ?? (await seededCatalog(options.dataDir, logger));
+  const catalogPath = options.configMap
+    ? `${options.configMap.namespace}/${options.configMap.name}`
+    : (options.catalogPath ?? (await seededCatalog(options.dataDir, logger)));
   const state = new CatalogState();
   state.on("served", (served) => {
     const c = served.catalog;
@@ -84,14 +99,24 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
     );
   });
 
-  const source = new FileCatalogSource({
-    path: catalogPath,
-    state,
-    logger,
-    lastGoodPath: join(options.dataDir, "catalog", "last-good.json"),
-  });
+  const { configMap } = options;
+  const source = configMap
+    ? new ConfigMapCatalogSource({
+        kubeConfig: configMap.kubeConfig ?? loadKubeConfig({ kubeconfig: configMap.kubeconfig }),
+        namespace: configMap.namespace,
+        name: configMap.name,
+        state,
+        logger,
+      })
+    : new FileCatalogSource({
+        path: catalogPath,
+        state,
+        logger,
+        lastGoodPath: join(options.dataDir, "catalog", "last-good.json"),
+      });
   await source.start();
-  const app = await buildApp({ catalog: state, catalogSource: source, logger });
+  const editable = source instanceof FileCatalogSource ? source : undefined;
+  const app = await buildApp({ catalog: state, catalogSource: editable, logger });
   const address = await app.listen({ port: options.port, host: options.host });
   logger.info({ catalog: catalogPath, dataDir: options.dataDir }, `osimg listening on ${address}`);
   return {
@@ -99,7 +124,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
     url: address,
     catalogPath,
     async close() {
-      source.stop();
+      await source.stop();
       await app.close();
     },
   };

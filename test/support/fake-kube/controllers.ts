@@ -410,8 +410,10 @@ export class KubeVirtControllers {
         conditions: conditions(true, true, false),
       };
     } else {
+      // Progress advances by whole steps (0.00%, 33.33%, 66.67%, 100.0% for three).
       const step = 100 / this.#importSteps;
-      const reached = Math.min(100, (Number.isNaN(progress) ? 0 : progress) + step);
+      const done = Number.isNaN(progress) ? 0 : Math.round(progress / step);
+      const reached = Math.min(100, (done + 1) * step);
       next =
         reached >= 100
           ? {

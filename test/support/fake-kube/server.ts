@@ -457,6 +457,8 @@ export class FakeKube {
       "transfer-encoding": "chunked",
       "cache-control": "no-cache",
     });
+    // Headers go out now, like the apiserver's: a client's watch call returns before the first event.
+    res.flushHeaders();
     const write = (event: unknown) => {
       if (!res.writableEnded) res.write(`${JSON.stringify(event)}\n`);
     };
@@ -531,7 +533,8 @@ export class FakeKube {
       text = lines.slice(-Number(query.tailLines)).join("\n") + (trailing === "" ? "\n" : "");
     }
     res.writeHead(200, { "content-type": "text/plain", "transfer-encoding": "chunked" });
-    res.write(text);
+    res.flushHeaders();
+    if (text !== "") res.write(text);
     if (query.follow !== "true") {
       res.end();
       return;
