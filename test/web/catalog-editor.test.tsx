@@ -118,6 +118,7 @@ describe("catalog YAML editor", () => {
       .parentElement as HTMLElement;
     expect(alert.textContent).toContain("changed by someone else");
     expect((await editor()).value).toBe(RENAMED);
+    expect(saveButton().disabled).toBe(false);
 
     fireEvent.click(within(alert).getByRole("button", { name: "Save mine over theirs" }));
     expect(await screen.findByRole("heading", { name: /Saved/ })).toBeTruthy();

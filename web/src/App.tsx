@@ -67,7 +67,7 @@ function AppNav() {
 function AppMasthead() {
   const { href, follow } = useAppNavigate();
   return (
-    <Masthead display={{ default: "stack", lg: "inline" }}>
+    <Masthead display={{ default: "stack", lg: "inline" }} className="osimg-masthead">
       <MastheadMain>
         <MastheadBrand>
           <MastheadLogo href={href(PATHS.catalog)} onClick={follow(PATHS.catalog)} className="osimg-brand">

@@ -31,7 +31,7 @@ import { ErrorState } from "../components/ErrorState.tsx";
 import { FindingsPanel } from "../components/FindingsPanel.tsx";
 import { SeverityIcon, ValidIcon } from "../components/icons.tsx";
 import { YamlEditor, type YamlEditorHandle } from "../editor/YamlEditor.tsx";
-import { plural } from "../format.ts";
+import { plural, sentence } from "../format.ts";
 import { useNamespace, withNamespace } from "../namespace.tsx";
 import { PATHS } from "../routes.ts";
 
@@ -143,12 +143,12 @@ function Editor({ initial, location }: { initial: CatalogSourceText; location: s
               </>
             }
           >
-            {notice.message} Your text is kept here; nothing was written.
+            {sentence(notice.message)} Your text is still here: save it over theirs, or drop it for theirs.
           </Alert>
         ) : null}
         {notice?.kind === "invalid" ? (
           <Alert variant="danger" isInline title="The server refused the catalog">
-            {notice.message} Nothing was written.
+            {sentence(notice.message)}
             <FindingsPanel
               findings={notice.findings}
               label="Findings of the refused save"
@@ -158,7 +158,7 @@ function Editor({ initial, location }: { initial: CatalogSourceText; location: s
         ) : null}
         {notice?.kind === "failed" ? (
           <Alert variant="danger" isInline title="Saving failed">
-            {notice.message}
+            {sentence(notice.message)} Your text is still here.
           </Alert>
         ) : null}
         <Toolbar className="osimg-editor-toolbar">
