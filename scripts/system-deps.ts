@@ -25,6 +25,11 @@ const RUNTIME: SystemPackage[] = [
 const TEST: SystemPackage[] = [
   ...RUNTIME,
   { name: "genisoimage", provides: "/usr/bin/isoinfo", why: "tests read the NoCloud ISO with isoinfo" },
+  { name: "fdisk", provides: "/sbin/sfdisk", why: "image intake tests partition a raw GPT fixture" },
+  { name: "xz-utils", provides: "/usr/bin/xz", why: "image intake tests make xz-wrapped fixtures" },
+  { name: "bzip2", provides: "/bin/bzip2", why: "image intake tests make bzip2-wrapped fixtures" },
+  { name: "zstd", provides: "/usr/bin/zstd", why: "image intake tests unwrap zstd fixtures for qemu-img" },
+  { name: "curl", provides: "/usr/bin/curl", why: "the intake benchmark's baseline (curl | sha256sum)" },
   { name: "swtpm-tools", provides: "/usr/bin/swtpm_ioctl", why: "tests talk to a swtpm control socket" },
   {
     name: "linux-image-cloud-amd64",
@@ -49,6 +54,7 @@ const TEST: SystemPackage[] = [
     why: "UEFI boot loader of test guest disks",
   },
   { name: "openssh-client", provides: "/usr/bin/ssh", why: "tests log in to the Debian guest over SSH" },
+  { name: "binutils", provides: "/usr/bin/as", why: "tests assemble the accelerator probe guest" },
   { name: "chromium", provides: "/usr/bin/chromium", why: "the UI's end-to-end tests run in a real browser" },
 ];
 

@@ -26,6 +26,8 @@ export interface TestVmOptions {
   /** Root disk size (the overlay grows the image to it); the image's size when absent. */
   diskSize?: string;
   sshPort?: number;
+  /** swtpm's control socket (with FEATURES tpm in `spec.features`). */
+  tpmSocket?: string;
   /** Extra spec fields (features, machine type...). */
   spec?: Partial<MachineSpec>;
 }
@@ -76,6 +78,7 @@ export class TestVm {
           serial: join(dir, "serial.sock"),
           agent: join(dir, "agent.sock"),
           vnc: join(dir, "vnc.sock"),
+          ...(options.tpmSocket ? { tpm: options.tpmSocket } : {}),
         },
         serialLog: join(dir, "serial.log"),
         pidfile: join(dir, "qemu.pid"),

@@ -534,7 +534,8 @@ export class QemuProvider extends EventEmitter<VmProviderEvents> implements VmPr
     const dir = this.#dir(live.record);
     const deadline = Date.now() + this.#options.readyTimeoutMs;
     const startedAt = Date.parse(live.record.runtime.startedAt ?? new Date().toISOString());
-    let logOffset = 0;
+    // Only what the console prints from now on counts: the log still holds earlier boots.
+    let logOffset = -1;
     const ready = async (how: string, agent?: GuestAgentClient) => {
       if (signal.aborted) return;
       controller.abort();
@@ -545,7 +546,9 @@ export class QemuProvider extends EventEmitter<VmProviderEvents> implements VmPr
           readyAt: readyAt.toISOString(),
           timeToReadyMs: readyAt.getTime() - startedAt,
         });
-      live.ipAddresses = agent ? await guestAddresses(agent) : ["10.0.2.15"];
+      // With user-mode networking the guest has QEMU's default address when the agent does not say.
+      const reported = agent ? await guestAddresses(agent) : [];
+      live.ipAddresses = reported.length > 0 ? reported : ["10.0.2.15"];
       agent?.close();
       this.#setCondition(
         live,
@@ -574,6 +577,7 @@ export class QemuProvider extends EventEmitter<VmProviderEvents> implements VmPr
       const handle = await open(join(dir, "serial.log"), "r");
       try {
         const { size } = await handle.stat();
+        if (logOffset < 0) logOffset = live.phase === "Starting" ? 0 : size;
         if (size <= logOffset) return false;
         const start = Math.max(0, logOffset - 200);
         const buffer = Buffer.alloc(size - start);
