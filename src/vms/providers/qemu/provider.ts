@@ -5,7 +5,7 @@
 import { execFile } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { EventEmitter } from "node:events";
-import { mkdir, open, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, open, readFile, rm, rmdir, stat, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -179,7 +179,7 @@ export class QemuProvider extends EventEmitter<VmProviderEvents> implements VmPr
           return;
         case "restart":
           await this.#qmp(live).execute("system_reset");
-          this.#markBooted(live);
+          await this.#markBooted(live);
           return;
         case "pause":
           await this.#qmp(live).execute("stop");
@@ -207,6 +207,7 @@ export class QemuProvider extends EventEmitter<VmProviderEvents> implements VmPr
       await this.#kill(live);
       live.serial?.close();
       await rm(this.#dir(live.record), { recursive: true, force: true });
+      await rmdir(join(this.#options.dataDir, "vms", namespace)).catch(() => undefined);
       this.#records.delete(namespace, name);
       this.#live.delete(key(namespace, name));
     });
@@ -358,6 +359,7 @@ export class QemuProvider extends EventEmitter<VmProviderEvents> implements VmPr
         });
       }
       const sshPort = await freePort();
+      const consoleOffset = await sizeOf(join(dir, "serial.log"));
       const installer =
         live.record.runtime.installer && live.record.runtime.baseImage
           ? this.#options.images.pathOf(live.record.runtime.baseImage)
@@ -390,7 +392,7 @@ export class QemuProvider extends EventEmitter<VmProviderEvents> implements VmPr
       this.#attach(live, qmp);
       this.#setCondition(live, "Ready", "False", "Booting", "waiting for the guest agent or cloud-init");
       this.#setPhase(live, "Running");
-      this.#watchReadiness(live);
+      this.#watchReadiness(live, consoleOffset);
     } catch (error) {
       this.#fail(live, "StartFailed", error instanceof Error ? error.message : String(error));
     }
@@ -403,7 +405,7 @@ export class QemuProvider extends EventEmitter<VmProviderEvents> implements VmPr
       if (event.event === "RESUME")
         this.#setPhase(live, live.conditions.get("Ready")?.status === "True" ? "Ready" : "Running");
       if (event.event === "SHUTDOWN") this.#setPhase(live, "Stopping");
-      if (event.event === "RESET") this.#markBooted(live);
+      if (event.event === "RESET") void this.#markBooted(live);
     });
     qmp.once("close", () => void this.#exited(live));
   }
@@ -489,7 +491,7 @@ export class QemuProvider extends EventEmitter<VmProviderEvents> implements VmPr
         this.#setPhase(live, runtime.readyAt ? "Ready" : "Running");
         if (runtime.readyAt)
           this.#setCondition(live, "Ready", "True", "Reattached", `ready since ${runtime.readyAt}`);
-        this.#watchReadiness(live);
+        else this.#watchReadiness(live, await sizeOf(join(dir, "serial.log")));
       }
       return;
     }
@@ -513,7 +515,8 @@ export class QemuProvider extends EventEmitter<VmProviderEvents> implements VmPr
 
   // --- readiness -----------------------------------------------------------------------------------------
 
-  #markBooted(live: Live): void {
+  async #markBooted(live: Live): Promise<void> {
+    const consoleOffset = await sizeOf(join(this.#dir(live.record), "serial.log"));
     live.ipAddresses = [];
     this.#saveRuntime(live, {
       startedAt: new Date().toISOString(),
@@ -522,11 +525,14 @@ export class QemuProvider extends EventEmitter<VmProviderEvents> implements VmPr
     });
     this.#setCondition(live, "Ready", "False", "Rebooting", "a new boot started");
     if (live.phase === "Ready") this.#setPhase(live, "Running");
-    this.#watchReadiness(live);
+    this.#watchReadiness(live, consoleOffset);
   }
 
-  /** Ready when the guest agent answers guest-ping, or when cloud-init reports completion on the console. */
-  #watchReadiness(live: Live): void {
+  /**
+   * Ready when the guest agent answers guest-ping, or when cloud-init reports completion on the console.
+   * Only console output after `fromOffset` counts: the serial log keeps earlier boots (QEMU appends).
+   */
+  #watchReadiness(live: Live, fromOffset: number): void {
     live.readiness?.abort();
     const controller = new AbortController();
     live.readiness = controller;
@@ -534,8 +540,7 @@ export class QemuProvider extends EventEmitter<VmProviderEvents> implements VmPr
     const dir = this.#dir(live.record);
     const deadline = Date.now() + this.#options.readyTimeoutMs;
     const startedAt = Date.parse(live.record.runtime.startedAt ?? new Date().toISOString());
-    // Only what the console prints from now on counts: the log still holds earlier boots.
-    let logOffset = -1;
+    let logOffset = fromOffset;
     const ready = async (how: string, agent?: GuestAgentClient) => {
       if (signal.aborted) return;
       controller.abort();
@@ -577,7 +582,6 @@ export class QemuProvider extends EventEmitter<VmProviderEvents> implements VmPr
       const handle = await open(join(dir, "serial.log"), "r");
       try {
         const { size } = await handle.stat();
-        if (logOffset < 0) logOffset = live.phase === "Starting" ? 0 : size;
         if (size <= logOffset) return false;
         const start = Math.max(0, logOffset - 200);
         const buffer = Buffer.alloc(size - start);
@@ -790,6 +794,10 @@ async function freePort(): Promise<number> {
       );
     });
   });
+}
+
+async function sizeOf(path: string): Promise<number> {
+  return (await stat(path).catch(() => undefined))?.size ?? 0;
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
