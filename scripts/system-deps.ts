@@ -25,7 +25,6 @@ const RUNTIME: SystemPackage[] = [
 const TEST: SystemPackage[] = [
   ...RUNTIME,
   { name: "genisoimage", provides: "/usr/bin/isoinfo", why: "tests read the NoCloud ISO with isoinfo" },
-  { name: "fdisk", provides: "/sbin/sfdisk", why: "image intake tests partition a raw GPT fixture" },
   { name: "xz-utils", provides: "/usr/bin/xz", why: "image intake tests make xz-wrapped fixtures" },
   { name: "bzip2", provides: "/bin/bzip2", why: "image intake tests make bzip2-wrapped fixtures" },
   { name: "zstd", provides: "/usr/bin/zstd", why: "image intake tests unwrap zstd fixtures for qemu-img" },

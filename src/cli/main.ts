@@ -4,6 +4,9 @@ import { defaultDataDir } from "../config/paths.ts";
 import { type ObjectRef, parseObjectRef } from "../kube/client.ts";
 import { startServer } from "../server/serve.ts";
 import { registerCatalogCommands } from "./catalog.ts";
+import { registerCatalogVerify } from "./catalog-verify.ts";
+import { registerImageCommands } from "./image.ts";
+import { registerVmCommands } from "./vm.ts";
 
 function port(value: string): number {
   const n = Number(value);
@@ -71,6 +74,8 @@ program
     process.once("SIGTERM", shutdown);
   });
 
-registerCatalogCommands(program);
+registerCatalogVerify(registerCatalogCommands(program));
+registerImageCommands(program);
+registerVmCommands(program);
 
 await program.parseAsync(process.argv);

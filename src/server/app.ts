@@ -1,6 +1,7 @@
 // The HTTP application: route plugins, the authorization hook in front of every route, one error shape,
 // and an OpenAPI description generated from the routes' zod schemas.
 import swagger from "@fastify/swagger";
+import websocket from "@fastify/websocket";
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from "fastify";
 import {
   jsonSchemaTransform,
@@ -17,13 +18,19 @@ import { type Authorizer, allowAll, installAuthorization } from "./policy.ts";
 import { catalogRoutes } from "./routes/catalog.ts";
 import { catalogSourceRoutes } from "./routes/catalog-source.ts";
 import { healthRoutes } from "./routes/health.ts";
+import { type ImagesService, imageRoutes } from "./routes/images.ts";
 import { uiRoutes } from "./routes/ui.ts";
+import { type VmRouteOptions, vmRoutes } from "./routes/vms.ts";
 
 export interface AppOptions {
   catalog: CatalogState;
   /** The catalog's source when it can be edited through the API. */
   catalogSource?: EditableSource;
   logger: Logger;
+  /** Image intake: the local store, the catalog verifier and pull jobs. */
+  images?: ImagesService;
+  /** VMs: the provider that runs them (local QEMU or KubeVirt). */
+  vms?: Omit<VmRouteOptions, "catalog">;
   authorize?: Authorizer;
   version?: string;
 }
@@ -52,8 +59,15 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   installAuthorization(app, options.authorize ?? allowAll);
   const metrics = createMetrics(options.catalog);
   await app.register(healthRoutes(options.catalog, metrics));
-  await app.register(catalogRoutes(options.catalog));
+  await app.register(
+    catalogRoutes(options.catalog, options.images && (() => options.images?.verifier.results() ?? {})),
+  );
+  if (options.images) await app.register(imageRoutes(options.catalog, options.images));
   if (options.catalogSource) await app.register(catalogSourceRoutes(options.catalogSource));
+  if (options.vms) {
+    await app.register(websocket);
+    await app.register(vmRoutes({ catalog: options.catalog, ...options.vms }));
+  }
   // Last: the UI answers every GET no other route claims (except /api/*).
   await app.register(uiRoutes());
   return app;

@@ -11,7 +11,16 @@ export type Action =
   | "api.describe"
   | "catalog.read"
   | "catalog.write"
-  | "ui.read";
+  | "ui.read"
+  | "images.read"
+  | "images.verify"
+  | "images.pull"
+  | "images.delete"
+  | "vm.read"
+  | "vm.create"
+  | "vm.operate"
+  | "vm.delete"
+  | "vm.console";
 
 export interface Policy {
   action: Action;

@@ -9,7 +9,12 @@ import { ConfigMapCatalogSource } from "../catalog/sources/configmap.ts";
 import { FileCatalogSource } from "../catalog/sources/file.ts";
 import { CatalogState } from "../catalog/state.ts";
 import { BUILTIN_CATALOG } from "../config/paths.ts";
+import { FetchPolicy } from "../images/fetch-policy.ts";
+import { PullJobs } from "../images/pull-jobs.ts";
+import { ImageStore } from "../images/store.ts";
+import { CatalogVerifier } from "../images/verifier.ts";
 import { loadKubeConfig } from "../kube/client.ts";
+import { QemuProvider } from "../vms/providers/qemu/provider.ts";
 import { buildApp } from "./app.ts";
 
 export interface ServeOptions {
@@ -116,7 +121,26 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
       });
   await source.start();
   const editable = source instanceof FileCatalogSource ? source : undefined;
-  const app = await buildApp({ catalog: state, catalogSource: editable, logger });
+  // Image intake: the store in the data directory, and catalog images checked in the background. The
+  // server fetches only public addresses unless OSIMG_FETCH_ALLOW names a mirror.
+  const fetchPolicy = FetchPolicy.server();
+  const store = ImageStore.forDataDir(options.dataDir, { policy: fetchPolicy });
+  const verifier = new CatalogVerifier({
+    state,
+    policy: fetchPolicy,
+    logger,
+    intervalMs: Number(process.env.OSIMG_VERIFY_INTERVAL ?? 6 * 3600) * 1000,
+  });
+  verifier.start();
+  const images = { store, verifier, pulls: new PullJobs(store) };
+  // VMs on local QEMU: the embedded default. VMs of an earlier run are re-attached before serving.
+  const provider = new QemuProvider({ dataDir: options.dataDir, images: store, logger });
+  await provider.init();
+  const vms = {
+    provider,
+    imageVirtualSize: (entryId: string) => verifier.results()[entryId]?.check?.virtualSize,
+  };
+  const app = await buildApp({ catalog: state, catalogSource: editable, logger, images, vms });
   const address = await app.listen({ port: options.port, host: options.host });
   logger.info({ catalog: catalogPath, dataDir: options.dataDir }, `osimg listening on ${address}`);
   return {
@@ -124,8 +148,10 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
     url: address,
     catalogPath,
     async close() {
+      verifier.stop();
       await source.stop();
       await app.close();
+      await provider.close();
     },
   };
 }

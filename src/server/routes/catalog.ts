@@ -7,6 +7,7 @@ import { CatalogSource } from "../../catalog/catalog.ts";
 import { countBySeverity, Finding } from "../../catalog/findings.ts";
 import { CatalogEntry, CatalogFormat } from "../../catalog/model.ts";
 import type { CatalogState } from "../../catalog/state.ts";
+import { EntryVerification } from "../../images/schemas.ts";
 import { ApiError, ErrorBody } from "../errors.ts";
 
 const Counts = z.object({ error: z.number(), warning: z.number(), info: z.number() });
@@ -31,6 +32,10 @@ export const CatalogResponse = z.object({
   counts: Counts.extend({ entries: z.number() }),
   entries: z.array(CatalogEntry),
   findings: z.array(Finding),
+  verification: z
+    .record(z.string(), EntryVerification)
+    .optional()
+    .describe("per entry id: the latest check of its image (reachable, format, size, checksum, safety)"),
 });
 
 const NamespaceParams = z.object({
@@ -42,7 +47,10 @@ const noCatalog = () =>
     hint: "GET /api/v1/catalog shows the findings of the last reload",
   });
 
-export function catalogRoutes(state: CatalogState): FastifyPluginAsyncZod {
+export function catalogRoutes(
+  state: CatalogState,
+  verification?: () => Record<string, z.infer<typeof EntryVerification>>,
+): FastifyPluginAsyncZod {
   return async (app) => {
     app.get(
       "/api/create-vm/:namespace/os-images",
@@ -101,6 +109,7 @@ export function catalogRoutes(state: CatalogState): FastifyPluginAsyncZod {
           counts: { entries: catalog?.entries.length ?? 0, ...countBySeverity(catalog?.findings ?? []) },
           entries: catalog?.entries ?? [],
           findings: catalog?.findings ?? [],
+          ...(verification ? { verification: verification() } : {}),
         };
       },
     );
