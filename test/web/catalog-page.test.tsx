@@ -111,6 +111,28 @@ describe("catalog page", () => {
     expect(await names()).toHaveLength(3);
   });
 
+  it("shows a large catalog a page at a time; sorting and the filter span every page", async () => {
+    const many = `images:\n${Array.from(
+      { length: 60 },
+      (_, i) =>
+        `  - OS_NAME: "Image ${String(i).padStart(2, "0")}"\n    CLOUD_USER: u\n    OS_IMAGE_URL: "https://images.example.test/${i}.img"\n    MIN_VCPU: "${1 + (i % 7)}"\n`,
+    ).join("")}`;
+    serve(catalogResponse(many));
+    renderAt("/catalog", <CatalogPage />);
+    expect(await names()).toHaveLength(50);
+    expect((await names())[0]).toBe("Image 00");
+    fireEvent.click(screen.getAllByRole("button", { name: "Go to next page" })[0] as HTMLElement);
+    expect(await names()).toEqual(Array.from({ length: 10 }, (_, i) => `Image ${50 + i}`));
+    // Sorting reorders the whole catalog, not the page, and starts again at its first page.
+    fireEvent.click(screen.getByRole("button", { name: /Min vCPU/ }));
+    fireEvent.click(screen.getByRole("button", { name: /Min vCPU/ }));
+    expect((await names()).slice(0, 2)).toEqual(["Image 06", "Image 13"]);
+    fireEvent.change(screen.getByRole("textbox", { name: "Filter OS images" }), {
+      target: { value: "image 59" },
+    });
+    expect(await names()).toEqual(["Image 59"]);
+  });
+
   it("opens an entry's details in a drawer, kept in the URL: values as written, cloud-init, findings", async () => {
     serve(catalogResponse(CATALOG));
     const { location } = renderAt("/catalog", <CatalogPage />);

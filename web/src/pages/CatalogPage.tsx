@@ -12,6 +12,7 @@ import {
   EmptyStateBody,
   EmptyStateFooter,
   PageSection,
+  Pagination,
   SearchInput,
   Skeleton,
   Title,
@@ -31,6 +32,10 @@ import { ReloadAlert } from "../components/ReloadAlert.tsx";
 import { plural } from "../format.ts";
 import { useNamespace, withNamespace } from "../namespace.tsx";
 import { PATHS } from "../routes.ts";
+
+// A page of rows renders fast even for a large catalog; the filter finds the rest.
+const PER_PAGE = 50;
+const PER_PAGE_OPTIONS = [20, 50, 100, 200].map((n) => ({ title: String(n), value: n }));
 
 function Summary({ catalog }: { catalog: CatalogResponse }) {
   const { counts } = catalog;
@@ -57,10 +62,16 @@ function CatalogBody({ catalog }: { catalog: CatalogResponse }) {
   const [params, setParams] = useSearchParams();
   const [filter, setFilter] = useState("");
   const [sort, setSort] = useState<CatalogSort>({ key: "name", direction: "asc" });
+  const [page, setPage] = useState(1);
+  const [perPage, setPerPage] = useState(PER_PAGE);
   const shown = useMemo(
     () => sortEntries(filterEntries(catalog.entries, filter), sort.key, sort.direction),
     [catalog.entries, filter, sort],
   );
+  // A page past the end (the filter or an edit removed entries) shows the last one.
+  const pages = Math.max(1, Math.ceil(shown.length / perPage));
+  const current = Math.min(page, pages);
+  const onPage = shown.slice((current - 1) * perPage, current * perPage);
   const selected = catalog.entries.find((e) => e.id === params.get("entry"));
   const select = (id: string | undefined) =>
     setParams((p) => {
@@ -107,9 +118,27 @@ function CatalogBody({ catalog }: { catalog: CatalogResponse }) {
                   aria-label="Filter OS images"
                   placeholder="Filter by name, user, URL…"
                   value={filter}
-                  onChange={(_event, value) => setFilter(value)}
+                  onChange={(_event, value) => {
+                    setFilter(value);
+                    setPage(1);
+                  }}
                   onClear={() => setFilter("")}
                   resultsCount={filter ? `${shown.length} of ${catalog.entries.length}` : undefined}
+                />
+              </ToolbarItem>
+              <ToolbarItem variant="pagination" align={{ default: "alignEnd" }}>
+                <Pagination
+                  itemCount={shown.length}
+                  page={current}
+                  perPage={perPage}
+                  perPageOptions={PER_PAGE_OPTIONS}
+                  onSetPage={(_event, value) => setPage(value)}
+                  onPerPageSelect={(_event, value, first) => {
+                    setPerPage(value);
+                    setPage(first);
+                  }}
+                  isCompact
+                  titles={{ paginationAriaLabel: "Pages of OS images" }}
                 />
               </ToolbarItem>
             </ToolbarContent>
@@ -126,10 +155,13 @@ function CatalogBody({ catalog }: { catalog: CatalogResponse }) {
             </EmptyState>
           ) : (
             <CatalogTable
-              entries={shown}
+              entries={onPage}
               verification={catalog.verification}
               sort={sort}
-              onSort={setSort}
+              onSort={(next) => {
+                setSort(next);
+                setPage(1);
+              }}
               selectedId={selected?.id}
               onSelect={select}
             />
