@@ -161,11 +161,23 @@ describe("catalog page", () => {
       catalogResponse(CATALOG, {
         verification: {
           "ubuntu-24.04": {
-            reachable: true,
-            checksum: { status: "mismatch", message: "sha256 differs from OS_IMAGE_SHA256" },
-            safeFormat: "safe",
-            bootTest: { status: "running" },
+            entry: "ubuntu-24.04",
+            state: "done",
+            check: {
+              entry: "ubuntu-24.04",
+              reachable: true,
+              format: "qcow2",
+              sizeCheck: "ok",
+              checksum: { status: "mismatch", reason: "sha256 differs from OS_IMAGE_SHA256" },
+              safety: { safe: true, reasons: [] },
+              problems: [],
+              ok: false,
+              bytesRead: 65536,
+              ms: 80,
+              checkedAt: "2026-05-01T10:00:00.000Z",
+            },
           },
+          "alpine-3.22": { entry: "alpine-3.22", state: "pending" },
         },
       }),
     );
@@ -175,10 +187,13 @@ describe("catalog page", () => {
       "Reachable: passed",
       "Checksum verified: failed",
       "Safe format: passed",
-      "Boot test passed: in progress",
+      "Boot test passed: not checked",
     ])
       expect(within(ubuntu).getByRole("img", { name: label })).toBeTruthy();
-    expect(cell(await rowOf("Alpine 3.22"), "Verification")).toBe("not checked");
+    expect(
+      within(await rowOf("Alpine 3.22")).getByRole("img", { name: "Reachable: in progress" }),
+    ).toBeTruthy();
+    expect(cell(await rowOf("Debian 13"), "Verification")).toBe("not checked");
     fireEvent.click(within(ubuntu).getByRole("button", { name: "Ubuntu 24.04" }));
     const checks = await screen.findByRole("list", { name: "Image checks" });
     expect(checks.textContent).toContain("Checksum verified: failed — sha256 differs from OS_IMAGE_SHA256");

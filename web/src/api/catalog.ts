@@ -4,6 +4,7 @@
 import { queryOptions, useQuery } from "@tanstack/react-query";
 import type { Finding } from "../../../src/catalog/findings.ts";
 import type { CatalogEntry } from "../../../src/catalog/model.ts";
+import type { EntryVerification } from "../catalog/verification.ts";
 import { HttpError, requestJson } from "./http.ts";
 
 export interface SeverityCounts {
@@ -36,8 +37,8 @@ export interface CatalogResponse {
   counts: SeverityCounts & { entries: number };
   entries: CatalogEntry[];
   findings: Finding[];
-  /** Image checks per entry id, once the image-intake API reports them. */
-  verification?: Record<string, unknown>;
+  /** The image checks per entry id, when the server verifies images. */
+  verification?: Record<string, EntryVerification>;
 }
 
 /** How often the catalog is asked for: an edit of the file shows within about this long. */

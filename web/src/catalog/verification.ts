@@ -1,83 +1,96 @@
-// The four checks of an image (reachable, checksum, safe format, boot test) as the table shows them. The
-// image-intake API reports them per entry id in the catalog response's `verification` field; this reads
-// each check leniently (a boolean, a status word, or an object with ok/status and a message) so that
-// the table shows what is known and "not checked" for the rest.
+// The four checks of an image as the table shows them — reachable, checksum, safe format, boot test —
+// read from the catalog response's `verification` field (per entry id, written by the server's image
+// verifier: src/images/verifier.ts). An entry the verifier has not reported on is "not checked"; the boot
+// test stays "not checked" until a boot-test result is reported.
+import type { z } from "zod";
+import type { EntryVerification as EntryVerificationSchema } from "../../../src/images/schemas.ts";
 
-export const CHECKS = [
-  { id: "reachable", label: "Reachable", keys: ["reachable", "reachability", "probe"] },
-  { id: "checksum", label: "Checksum verified", keys: ["checksum", "checksumVerified", "sha256"] },
-  { id: "safeFormat", label: "Safe format", keys: ["safeFormat", "format", "safety", "formatSafety"] },
-  { id: "bootTest", label: "Boot test passed", keys: ["bootTest", "boot", "bootTested"] },
-] as const;
+export type EntryVerification = z.infer<typeof EntryVerificationSchema>;
+type EntryCheck = NonNullable<EntryVerification["check"]>;
 
-export type CheckId = (typeof CHECKS)[number]["id"];
+export const CHECK_LABELS = {
+  reachable: "Reachable",
+  checksum: "Checksum verified",
+  safeFormat: "Safe format",
+  bootTest: "Boot test passed",
+} as const;
+
+export type CheckId = keyof typeof CHECK_LABELS;
 export type CheckStatus = "pass" | "fail" | "pending" | "unknown" | "not-checked";
 
 export interface CheckView {
   id: CheckId;
   label: string;
   status: CheckStatus;
-  /** Why, in the server's words, when it said. */
+  /** Why, in the verifier's words. */
   detail?: string;
 }
 
-const WORDS: Record<string, CheckStatus> = {
-  ok: "pass",
-  pass: "pass",
-  passed: "pass",
-  verified: "pass",
-  reachable: "pass",
-  safe: "pass",
-  success: "pass",
-  succeeded: "pass",
-  booted: "pass",
-  fail: "fail",
-  failed: "fail",
-  failure: "fail",
-  error: "fail",
-  mismatch: "fail",
-  unsafe: "fail",
-  unreachable: "fail",
-  refused: "fail",
-  pending: "pending",
-  running: "pending",
-  checking: "pending",
-  queued: "pending",
-  "in-progress": "pending",
-  unverified: "unknown",
-  unknown: "unknown",
-  skipped: "unknown",
-  "not-checked": "not-checked",
-  unchecked: "not-checked",
-};
-
-function fromWord(word: string): CheckStatus {
-  return WORDS[word.toLowerCase().replace(/[\s_]+/g, "-")] ?? "unknown";
+export interface EntryChecks {
+  checks: CheckView[];
+  /** undefined when the verifier has not reported on the entry. */
+  state?: EntryVerification["state"];
+  checkedAt?: string;
+  /** Everything the last check found wrong or worth knowing (a too small MIN_STORAGE, …). */
+  problems: { severity: "error" | "warning" | "info"; message: string }[];
 }
 
-export function readCheck(raw: unknown): { status: CheckStatus; detail?: string } {
-  if (raw === undefined || raw === null) return { status: "not-checked" };
-  if (typeof raw === "boolean") return { status: raw ? "pass" : "fail" };
-  if (typeof raw === "string") return { status: fromWord(raw) };
-  if (typeof raw !== "object") return { status: "unknown" };
-  const o = raw as Record<string, unknown>;
-  const detail = [o.message, o.reason, o.detail, o.error].find((x): x is string => typeof x === "string");
-  const word = [o.status, o.state, o.verdict, o.result].find((x): x is string => typeof x === "string");
-  const status: CheckStatus =
-    word !== undefined ? fromWord(word) : typeof o.ok === "boolean" ? (o.ok ? "pass" : "fail") : "unknown";
-  return detail === undefined ? { status } : { status, detail };
+function view(id: CheckId, status: CheckStatus, detail?: string): CheckView {
+  return detail === undefined
+    ? { id, label: CHECK_LABELS[id], status }
+    : { id, label: CHECK_LABELS[id], status, detail };
 }
 
-/** The four checks of one entry; all "not-checked" when the server reported nothing for it. */
-export function entryChecks(verification: Record<string, unknown> | undefined, entryId: string): CheckView[] {
-  const raw = verification?.[entryId];
-  const record = typeof raw === "object" && raw !== null ? (raw as Record<string, unknown>) : {};
-  return CHECKS.map((check) => {
-    const key = check.keys.find((k) => k in record);
-    return { id: check.id, label: check.label, ...readCheck(key === undefined ? undefined : record[key]) };
-  });
+function fromCheck(check: EntryCheck): CheckView[] {
+  const firstProblem = check.problems.find((p) => p.severity === "error")?.message;
+  const checksum = check.checksum;
+  const safety = check.safety;
+  return [
+    check.reachable
+      ? view("reachable", "pass", check.finalUrl ?? check.url)
+      : view("reachable", "fail", firstProblem),
+    checksum.status === "verified"
+      ? view("checksum", "pass", [checksum.algorithm, checksum.source].filter(Boolean).join(" from "))
+      : checksum.status === "mismatch"
+        ? view("checksum", "fail", checksum.reason ?? `expected ${checksum.expected}, got ${checksum.actual}`)
+        : view("checksum", "unknown", checksum.reason ?? "no checksum to compare with"),
+    safety === undefined
+      ? view("safeFormat", check.reachable ? "unknown" : "not-checked", "the image was not inspected")
+      : safety.safe
+        ? view("safeFormat", "pass", check.format)
+        : view(
+            "safeFormat",
+            "fail",
+            safety.reasons
+              .filter((r) => r.severity === "error")
+              .map((r) => r.message)
+              .join("; "),
+          ),
+    view("bootTest", "not-checked"),
+  ];
 }
 
-export function isChecked(checks: readonly CheckView[]): boolean {
-  return checks.some((c) => c.status !== "not-checked");
+const NOT_CHECKED: CheckView[] = (Object.keys(CHECK_LABELS) as CheckId[]).map((id) =>
+  view(id, "not-checked"),
+);
+
+export function entryChecks(
+  verification: Record<string, EntryVerification> | undefined,
+  entryId: string,
+): EntryChecks {
+  const v = verification?.[entryId];
+  if (!v) return { checks: NOT_CHECKED, problems: [] };
+  // A re-check keeps showing the previous result; a first check shows as under way.
+  if (!v.check)
+    return {
+      state: v.state,
+      problems: [],
+      checks: NOT_CHECKED.map((c) => (c.id === "bootTest" ? c : { ...c, status: "pending" })),
+    };
+  return {
+    state: v.state,
+    checkedAt: v.check.checkedAt,
+    problems: v.check.problems.map((p) => ({ severity: p.severity, message: p.message })),
+    checks: fromCheck(v.check),
+  };
 }

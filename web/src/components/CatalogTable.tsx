@@ -4,7 +4,7 @@ import { Button, Label, LabelGroup } from "@patternfly/react-core";
 import { Table, Tbody, Td, Th, Thead, type ThProps, Tr } from "@patternfly/react-table";
 import type { ReactNode } from "react";
 import type { CatalogEntry } from "../../../src/catalog/model.ts";
-import { entryChecks } from "../catalog/verification.ts";
+import { type EntryVerification, entryChecks } from "../catalog/verification.ts";
 import { type SortDirection, type SortKey, written } from "../catalog/view.ts";
 import { EntryStatus } from "./EntryStatus.tsx";
 import { VerificationChecks } from "./VerificationChecks.tsx";
@@ -17,7 +17,7 @@ export interface CatalogSort {
 export interface CatalogTableProps {
   /** Already filtered and sorted. */
   entries: readonly CatalogEntry[];
-  verification?: Record<string, unknown>;
+  verification?: Record<string, EntryVerification>;
   sort: CatalogSort;
   onSort: (sort: CatalogSort) => void;
   selectedId?: string;
@@ -49,7 +49,7 @@ function Features({ entry }: { entry: CatalogEntry }) {
 interface Column {
   title: string;
   sort?: SortKey;
-  cell: (entry: CatalogEntry, verification: Record<string, unknown> | undefined) => ReactNode;
+  cell: (entry: CatalogEntry, verification: Record<string, EntryVerification> | undefined) => ReactNode;
 }
 
 const asWritten = (field: string) => (entry: CatalogEntry) => <Written entry={entry} field={field} />;
@@ -66,7 +66,7 @@ const COLUMNS: Column[] = [
   { title: "Status", sort: "status", cell: (entry) => <EntryStatus entry={entry} /> },
   {
     title: "Verification",
-    cell: (entry, verification) => <VerificationChecks checks={entryChecks(verification, entry.id)} />,
+    cell: (entry, verification) => <VerificationChecks result={entryChecks(verification, entry.id)} />,
   },
 ];
 

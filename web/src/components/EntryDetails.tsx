@@ -3,6 +3,7 @@
 import {
   CodeBlock,
   CodeBlockCode,
+  Content,
   DescriptionList,
   DescriptionListDescription,
   DescriptionListGroup,
@@ -15,15 +16,15 @@ import {
   Title,
 } from "@patternfly/react-core";
 import type { CatalogEntry } from "../../../src/catalog/model.ts";
-import { entryChecks } from "../catalog/verification.ts";
+import { type EntryVerification, entryChecks } from "../catalog/verification.ts";
 import { written } from "../catalog/view.ts";
 import { EntryStatus } from "./EntryStatus.tsx";
 import { FindingsPanel } from "./FindingsPanel.tsx";
-import { CheckIcon, checkWord } from "./icons.tsx";
+import { CheckIcon, checkWord, SeverityIcon } from "./icons.tsx";
 
 export interface EntryDetailsProps {
   entry: CatalogEntry;
-  verification?: Record<string, unknown>;
+  verification?: Record<string, EntryVerification>;
   /** Where the entry's line numbers point. */
   location?: string;
   onClose: () => void;
@@ -33,6 +34,7 @@ const SHOWN_APART = new Set(["CLOUD_INIT"]);
 
 export function EntryDetails({ entry, verification, location, onClose }: EntryDetailsProps) {
   const cloudInit = written(entry, "CLOUD_INIT");
+  const checks = entryChecks(verification, entry.id);
   const titleId = `entry-${entry.id}-title`;
   return (
     <DrawerPanelContent widths={{ default: "width_100", lg: "width_50", "2xl": "width_33" }} isResizable>
@@ -82,12 +84,24 @@ export function EntryDetails({ entry, verification, location, onClose }: EntryDe
           )}
 
           <Title headingLevel="h3">Image checks</Title>
+          <Content component="p" className="osimg-muted">
+            {checks.state === undefined
+              ? "The image has not been checked."
+              : checks.checkedAt
+                ? `Checked ${new Date(checks.checkedAt).toLocaleString()}${checks.state === "done" ? "" : "; checking again now"}.`
+                : "Being checked now."}
+          </Content>
           <ul className="osimg-plain-list" aria-label="Image checks">
-            {entryChecks(verification, entry.id).map((check) => (
+            {checks.checks.map((check) => (
               <li key={check.id}>
                 <CheckIcon status={check.status} label={check.label} decorative /> {check.label}:{" "}
                 {checkWord(check.status)}
                 {check.detail ? <span className="osimg-muted"> — {check.detail}</span> : null}
+              </li>
+            ))}
+            {checks.problems.map((p) => (
+              <li key={`${p.severity}:${p.message}`}>
+                <SeverityIcon severity={p.severity} /> {p.message}
               </li>
             ))}
           </ul>

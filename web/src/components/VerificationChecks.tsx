@@ -1,14 +1,14 @@
 // The image checks of an entry (reachable, checksum, safe format, boot test): one icon each with a
-// tooltip, or "not checked" until the image-intake API has reported on the entry.
+// tooltip, or "not checked" until the server's image verifier has reported on the entry.
 import { Tooltip } from "@patternfly/react-core";
-import { type CheckView, isChecked } from "../catalog/verification.ts";
+import type { EntryChecks } from "../catalog/verification.ts";
 import { CheckIcon, checkWord } from "./icons.tsx";
 
-export function VerificationChecks({ checks }: { checks: readonly CheckView[] }) {
-  if (!isChecked(checks)) return <span className="osimg-muted osimg-status">not checked</span>;
+export function VerificationChecks({ result }: { result: EntryChecks }) {
+  if (result.state === undefined) return <span className="osimg-muted osimg-status">not checked</span>;
   return (
     <span className="osimg-checks">
-      {checks.map((check) => (
+      {result.checks.map((check) => (
         <Tooltip
           key={check.id}
           content={`${check.label}: ${checkWord(check.status)}${check.detail ? ` — ${check.detail}` : ""}`}
