@@ -232,18 +232,29 @@ export function vmRoutes({ catalog, provider, imageVirtualSize }: VmRouteOptions
         },
         async (socket, request) => {
           const { namespace, name } = request.params as z.infer<typeof NameParams>;
-          let stream: Awaited<ReturnType<VmProvider["openConsole"]>>;
+          // Keystrokes that arrive while the console is being opened are kept, not dropped.
+          const early: Buffer[] = [];
+          let stream: Awaited<ReturnType<VmProvider["openConsole"]>> | undefined;
+          let closed = false;
+          socket.on("message", (data: Buffer) => (stream ? stream.write(data) : early.push(data)));
+          socket.on("close", () => {
+            closed = true;
+            stream?.destroy();
+          });
           try {
             stream = await provider.openConsole(namespace, name, kind);
           } catch (error) {
             socket.close(1011, error instanceof Error ? error.message.slice(0, 120) : "console unavailable");
             return;
           }
+          if (closed) {
+            stream.destroy();
+            return;
+          }
           stream.on("data", (chunk: Buffer) => socket.send(chunk, { binary: true }));
           stream.on("close", () => socket.close(1000, "console closed"));
           stream.on("error", () => socket.close(1011, "console failed"));
-          socket.on("message", (data: Buffer) => stream.write(data));
-          socket.on("close", () => stream.destroy());
+          for (const data of early) stream.write(data);
         },
       );
     }
