@@ -5,7 +5,7 @@
 import { EventEmitter } from "node:events";
 import { writeFile } from "node:fs/promises";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
+import type { AddressInfo, Socket } from "node:net";
 import { KubeConfig } from "@kubernetes/client-node";
 import { Cluster, type ClusterOptions, withTypeMeta } from "./cluster.ts";
 import { type ControllerOptions, KubeVirtControllers, type SubresourceAction } from "./controllers.ts";
@@ -33,21 +33,37 @@ export interface FakeKubeOptions extends ClusterOptions {
   goneAs?: "event" | "http";
 }
 
-export interface FailureRule {
+/** Which requests a control applies to; every given field must match. */
+export interface RequestMatch {
   method?: string;
   /** Matches when the URL path contains this string, or matches this expression. */
   path?: string | RegExp;
   /** Only watch requests (true) or only other requests (false); both when undefined. */
   watch?: boolean;
+  /** How many matching requests it applies to; default 1. */
+  times?: number;
+}
+
+export interface FailureRule extends RequestMatch {
   /** The HTTP status answered, with a Status body; default 500. */
   status?: number;
   reason?: string;
   message?: string;
   /** Close the connection without answering instead. */
   reset?: boolean;
-  /** How many matching requests fail; default 1. */
-  times?: number;
 }
+
+export interface HeldRequests {
+  /** Resolves when the first held request has arrived. */
+  arrived: Promise<void>;
+  /** Lets the held requests (and later matching ones) through. */
+  release(): void;
+}
+
+type Rule = RequestMatch & { left: number } & (
+    | { kind: "fail"; failure: FailureRule }
+    | { kind: "hold"; gate: Promise<void>; arrive(): void }
+  );
 
 export interface RecordedRequest {
   method: string;
@@ -83,10 +99,12 @@ export class FakeKube {
   readonly requests: RecordedRequest[] = [];
   readonly #options: FakeKubeOptions;
   readonly #watches = new Set<ActiveWatch>();
-  readonly #failures: (FailureRule & { left: number })[] = [];
+  readonly #rules: Rule[] = [];
   readonly #podLogs = new Map<string, string>();
   readonly #logEvents = new EventEmitter();
   #server: Server | undefined;
+  /** Every open connection, so that a stop cuts them all, whatever state each is in. */
+  readonly #sockets = new Set<Socket>();
   #port = 0;
   #bookmarkTimer: NodeJS.Timeout | undefined;
 
@@ -149,7 +167,29 @@ export class FakeKube {
 
   /** Fails the next matching requests (see FailureRule). */
   failNext(rule: FailureRule): void {
-    this.#failures.push({ ...rule, left: rule.times ?? 1 });
+    this.#rules.push({ ...rule, left: rule.times ?? 1, kind: "fail", failure: rule });
+  }
+
+  /** Holds the next matching requests until released: for changes that must land while a client waits. */
+  holdNext(match: RequestMatch): HeldRequests {
+    let release = () => {};
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let arrive = () => {};
+    const arrived = new Promise<void>((resolve) => {
+      arrive = resolve;
+    });
+    const rule: Rule = { ...match, left: match.times ?? 1, kind: "hold", gate, arrive };
+    this.#rules.push(rule);
+    return {
+      arrived,
+      release: () => {
+        const index = this.#rules.indexOf(rule);
+        if (index !== -1) this.#rules.splice(index, 1);
+        release();
+      },
+    };
   }
 
   /** Number of watch streams open now. */
@@ -192,6 +232,10 @@ export class FakeKube {
 
   async #listen(port = 0): Promise<void> {
     const server = createServer((req, res) => void this.#handle(req, res));
+    server.on("connection", (socket) => {
+      this.#sockets.add(socket);
+      socket.once("close", () => this.#sockets.delete(socket));
+    });
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
       server.listen(port, "127.0.0.1", () => resolve());
@@ -207,9 +251,8 @@ export class FakeKube {
     const server = this.#server;
     if (!server) return;
     this.#server = undefined;
-    for (const watch of [...this.#watches]) watch.response.socket?.destroy();
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-    server.closeAllConnections();
+    for (const socket of this.#sockets) socket.destroy();
     await closed;
   }
 
@@ -222,8 +265,12 @@ export class FakeKube {
     res.on("finish", () => {
       record.status = res.statusCode;
     });
-    const injected = this.#injectedFailure(record);
-    if (injected) {
+    const rule = this.#matchRule(record);
+    if (rule?.kind === "hold") {
+      rule.arrive();
+      await rule.gate;
+    } else if (rule?.kind === "fail") {
+      const injected = rule.failure;
       if (injected.reset) {
         req.socket.destroy();
         return;
@@ -248,8 +295,8 @@ export class FakeKube {
     }
   }
 
-  #injectedFailure(request: RecordedRequest): FailureRule | undefined {
-    const index = this.#failures.findIndex(
+  #matchRule(request: RecordedRequest): Rule | undefined {
+    const index = this.#rules.findIndex(
       (r) =>
         (r.method === undefined || r.method.toUpperCase() === request.method) &&
         (r.watch === undefined || r.watch === request.watch) &&
@@ -257,8 +304,8 @@ export class FakeKube {
           (typeof r.path === "string" ? request.path.includes(r.path) : r.path.test(request.path))),
     );
     if (index === -1) return undefined;
-    const rule = this.#failures[index] as FailureRule & { left: number };
-    if (--rule.left <= 0) this.#failures.splice(index, 1);
+    const rule = this.#rules[index] as Rule;
+    if (--rule.left <= 0) this.#rules.splice(index, 1);
     return rule;
   }
 
