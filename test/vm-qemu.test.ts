@@ -1,6 +1,7 @@
 // VMs on the local QEMU provider, end to end through the HTTP API: a real micro guest (Debian kernel +
 // busybox initramfs, built from Debian packages and cached) served from a local HTTP server, pulled into
 // the image store, booted under TCG with its NoCloud seed, and driven through its whole lifecycle.
+import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { readdir, readFile, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -11,6 +12,7 @@ import { type FixtureServer, startFixtureServer } from "./support/http-fixture-s
 import { eventually, startTestServer, type TestServer, tempDir } from "./support/server.ts";
 
 const BOOT_MS = 180_000;
+const BIN = new URL("../bin/osimg.js", import.meta.url).pathname;
 let images: FixtureServer;
 let server: TestServer;
 let dataDir: string;
@@ -156,6 +158,35 @@ describe("VMs on local QEMU", () => {
     const output = await consoleExchange("m1", "hostname\n", /\nm1\r?\n/);
     expect(output).toContain("m1");
   }, 60_000);
+
+  it("serves VNC over WebSocket (the RFB handshake, ready for noVNC)", async () => {
+    const socket = new WebSocket(`${server.url.replace("http", "ws")}${vmUrl("m1")}/vnc`, ["binary"]);
+    socket.binaryType = "arraybuffer";
+    const greeting = await new Promise<string>((resolve, reject) => {
+      socket.onmessage = (event) => resolve(Buffer.from(event.data as ArrayBuffer).toString("latin1"));
+      socket.onerror = () => reject(new Error("VNC did not open"));
+    });
+    socket.close();
+    expect(greeting).toMatch(/^RFB 003\.00\d\n/);
+  });
+
+  it("attaches a terminal with `osimg vm console`, and Ctrl-] detaches", async () => {
+    const child = spawn(
+      process.execPath,
+      [BIN, "vm", "console", "m1", "--server", server.url, "-n", "demo"],
+      { stdio: ["pipe", "pipe", "pipe"] },
+    );
+    let output = "";
+    child.stdout.on("data", (chunk: Buffer) => {
+      output += chunk.toString("latin1");
+    });
+    await eventually(() => output.length > 0, 30_000, "console output");
+    child.stdin.write("echo console-$((6*7))\n");
+    await eventually(() => output.includes("console-42"), 30_000, "the guest's answer");
+    child.stdin.write(Buffer.from([0x1d]));
+    const code = await new Promise<number | null>((resolve) => child.on("exit", resolve));
+    expect(code).toBe(0);
+  }, 90_000);
 
   it("pauses and unpauses", async () => {
     expect(((await (await post(`${vmUrl("m1")}/pause`)).json()) as Vm).status.phase).toBe("Paused");
