@@ -156,6 +156,49 @@ describe("osimg serve --configmap", () => {
     );
   });
 
+  it("edits the ConfigMap through /api/v1/catalog/source with optimistic concurrency", async () => {
+    const sourceUrl = `${server.url}/api/v1/catalog/source`;
+    const read = (await (await fetch(sourceUrl)).json()) as {
+      text: string;
+      version: string;
+      source: unknown;
+    };
+    expect(read).toEqual({
+      text: KUBE_DC_TEXT,
+      version: sha256(KUBE_DC_TEXT),
+      source: { kind: "configmap", location: `${NS}/${NAME}` },
+    });
+    const put = (text: string, version: string) =>
+      fetch(sourceUrl, {
+        method: "PUT",
+        headers: { "content-type": "application/json", "if-match": `"${version}"` },
+        body: JSON.stringify({ text }),
+      });
+    const invalid = await put(BROKEN, read.version);
+    expect(invalid.status).toBe(422);
+    const edited = catalogYaml([DEBIAN]);
+    const saved = await put(edited, read.version);
+    expect(saved.status).toBe(200);
+    // Read your write: served at once, and stored in the ConfigMap.
+    expect((await catalog()).version).toBe(sha256(edited));
+    const stored = await core.readNamespacedConfigMap({ namespace: NS, name: NAME });
+    expect(stored.data?.["images.yaml"]).toBe(edited);
+    expect((await put(catalogYaml([UBUNTU]), read.version)).status).toBe(409);
+    fake.failNext({
+      method: "PUT",
+      path: `/configmaps/${NAME}`,
+      status: 403,
+      reason: "Forbidden",
+      message: "no update",
+    });
+    const forbidden = await put(catalogYaml([UBUNTU]), sha256(edited));
+    expect(forbidden.status).toBeGreaterThanOrEqual(400);
+    expect(await forbidden.text()).toContain("cannot be updated by osimg");
+    expect((await core.readNamespacedConfigMap({ namespace: NS, name: NAME })).data?.["images.yaml"]).toBe(
+      edited,
+    );
+  });
+
   it("starts without a ConfigMap, says why, and serves it once created", async () => {
     await core.deleteNamespacedConfigMap({ namespace: NS, name: NAME });
     await waitFor(async () =>

@@ -120,7 +120,6 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
         lastGoodPath: join(options.dataDir, "catalog", "last-good.json"),
       });
   await source.start();
-  const editable = source instanceof FileCatalogSource ? source : undefined;
   // Image intake: the store in the data directory, and catalog images checked in the background. The
   // server fetches only public addresses unless OSIMG_FETCH_ALLOW names a mirror.
   const fetchPolicy = FetchPolicy.server();
@@ -140,7 +139,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
     provider,
     imageVirtualSize: (entryId: string) => verifier.results()[entryId]?.check?.virtualSize,
   };
-  const app = await buildApp({ catalog: state, catalogSource: editable, logger, images, vms });
+  const app = await buildApp({ catalog: state, catalogSource: source, logger, images, vms });
   const address = await app.listen({ port: options.port, host: options.host });
   logger.info({ catalog: catalogPath, dataDir: options.dataDir }, `osimg listening on ${address}`);
   return {

@@ -21,9 +21,17 @@ import {
 import type { Logger } from "pino";
 import { stringify } from "yaml";
 import { type KubeFailure, kubeFailure } from "../../kube/client.ts";
-import { buildCatalog, type Catalog, type CatalogSource, unreadableCatalog } from "../catalog.ts";
+import {
+  buildCatalog,
+  type Catalog,
+  type CatalogSource,
+  catalogVersion,
+  isServable,
+  unreadableCatalog,
+} from "../catalog.ts";
 import { CONFIGMAP_KEY } from "../parse.ts";
 import type { CatalogState } from "../state.ts";
+import type { EditableSource, SourceText, WriteResult } from "./editable.ts";
 
 export interface ConfigMapSourceOptions {
   kubeConfig: KubeConfig;
@@ -50,7 +58,7 @@ export const EVENT_REASON = "CatalogInvalid";
 const EVENT_MESSAGE_LIMIT = 1024;
 const REPORTED_ERRORS = 3;
 
-export class ConfigMapCatalogSource {
+export class ConfigMapCatalogSource implements EditableSource {
   readonly #options: ConfigMapSourceOptions;
   readonly #core: CoreV1Api;
   readonly #watcher: Watch;
@@ -93,6 +101,49 @@ export class ConfigMapCatalogSource {
     this.#cancelWatch?.();
     this.#wake?.();
     await this.#loop;
+  }
+
+  /** The images.yaml text as the API server holds it now. */
+  async readText(): Promise<SourceText> {
+    const { namespace, name } = this.#options;
+    const configMap = await this.#core.readNamespacedConfigMap({ namespace, name });
+    const text = configMap.data?.[CONFIGMAP_KEY] ?? "";
+    return { text, version: catalogVersion(text) };
+  }
+
+  /**
+   * Replaces data["images.yaml"] when it is still at `expectedVersion` and `text` has no errors. The
+   * update carries the resourceVersion it was read at, so a concurrent writer (kubectl, another replica)
+   * makes it fail with 409 instead of being overwritten.
+   */
+  async writeText(text: string, expectedVersion: string): Promise<WriteResult> {
+    const { namespace, name } = this.#options;
+    const candidate = buildCatalog(text, this.source);
+    if (!isServable(candidate)) return { ok: false, reason: "invalid", findings: candidate.findings };
+    try {
+      const configMap = await this.#core.readNamespacedConfigMap({ namespace, name });
+      const current = catalogVersion(configMap.data?.[CONFIGMAP_KEY] ?? "");
+      if (current !== expectedVersion) return { ok: false, reason: "conflict", version: current };
+      const updated = await this.#core.replaceNamespacedConfigMap({
+        namespace,
+        name,
+        body: { ...configMap, data: { ...configMap.data, [CONFIGMAP_KEY]: text } },
+      });
+      // Served now rather than when the watch brings it: the writer reads its own write.
+      this.#offerConfigMap(updated);
+      return { ok: true, version: candidate.version };
+    } catch (error) {
+      const failure = kubeFailure(error);
+      if (failure.code === 409)
+        return { ok: false, reason: "conflict", version: (await this.readText()).version };
+      if (failure.code === 403 || failure.code === 404)
+        return {
+          ok: false,
+          reason: "read-only",
+          message: `ConfigMap ${namespace}/${name} cannot be updated by osimg: ${describe(failure)}`,
+        };
+      throw error;
+    }
   }
 
   async #run(listed: boolean): Promise<void> {
