@@ -1,6 +1,7 @@
 // The fake Kubernetes API server, driven through the real @kubernetes/client-node: what product code will
 // meet against it must be what a real API server (with KubeVirt and CDI installed) does.
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
 import {
   BatchV1Api,
   CoreV1Api,
@@ -331,6 +332,41 @@ describe("core CRUD", () => {
     ).toEqual([]);
   });
 
+  it("serves resource types registered by tests, like CRDs", async () => {
+    await fake.close();
+    const widgets = {
+      group: "example.org",
+      version: "v1alpha1",
+      resource: "widgets",
+      singular: "widget",
+      kind: "Widget",
+      namespaced: true,
+      statusSubresource: true,
+      custom: true,
+    };
+    fake = await FakeKube.start({ resources: [widgets] });
+    custom = fake.kubeConfig().makeApiClient(CustomObjectsApi);
+    const target = { group: "example.org", version: "v1alpha1", namespace: ns, plural: "widgets" };
+    await custom.createNamespacedCustomObject({
+      ...target,
+      body: { metadata: { name: "w" }, spec: { size: 1 } },
+    });
+    const read = (await custom.getNamespacedCustomObject({ ...target, name: "w" })) as KubeObject;
+    expect(read).toMatchObject({
+      apiVersion: "example.org/v1alpha1",
+      kind: "Widget",
+      metadata: { generation: 1 },
+    });
+    // A custom resource must be updated with the resourceVersion it was read at.
+    const { resourceVersion: _rv, ...metadata } = read.metadata;
+    await expectFailure(
+      custom.replaceNamespacedCustomObject({ ...target, name: "w", body: { ...read, metadata } }),
+      422,
+    );
+    await fake.restart({ wipe: true });
+    expect(await custom.listNamespacedCustomObject(target)).toMatchObject({ kind: "WidgetList", items: [] });
+  });
+
   it("serves discovery, so the generic object client works", async () => {
     const objects = KubernetesObjectApi.makeApiClient(config);
     const created: KubernetesObject = await objects.create({
@@ -345,6 +381,16 @@ describe("core CRUD", () => {
       "VirtualMachineClusterPreference",
     );
     expect(preference.items).toEqual([]);
+  });
+});
+
+describe("test support only", () => {
+  it("is imported by no product code", () => {
+    const files = readdirSync("src", { recursive: true, encoding: "utf8" }).filter((f) => f.endsWith(".ts"));
+    const importing = files.filter((f) =>
+      /from\s+["'][^"']*test\/support/.test(readFileSync(join("src", f), "utf8")),
+    );
+    expect(importing).toEqual([]);
   });
 });
 

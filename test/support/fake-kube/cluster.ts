@@ -28,6 +28,8 @@ export interface ClusterOptions {
   historyLimit?: number;
   /** The first resourceVersion: a wiped cluster may start lower than before, like a new etcd. */
   startAt?: number;
+  /** Resource types served besides the built-in ones, as CRDs would add them. */
+  resources?: ResourceType[];
 }
 
 export interface WriteOptions {
@@ -69,7 +71,7 @@ export class Cluster {
   constructor(options: ClusterOptions = {}) {
     this.store = new Store({ historyLimit: options.historyLimit, startAt: options.startAt });
     this.admission = options.admission ?? { vmStateStorageClass: "local-path" };
-    for (const type of BUILTIN_TYPES) this.register(type);
+    for (const type of [...BUILTIN_TYPES, ...(options.resources ?? [])]) this.register(type);
     for (const name of options.namespaces ?? ["default", "kube-system", "kube-public"])
       this.create(this.type("", "v1", "namespaces"), undefined, { metadata: { name } });
   }
