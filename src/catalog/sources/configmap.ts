@@ -57,6 +57,8 @@ type WatchOutcome = "ended" | "relist" | "failed";
 export const EVENT_REASON = "CatalogInvalid";
 const EVENT_MESSAGE_LIMIT = 1024;
 const REPORTED_ERRORS = 3;
+/** A watch that stayed open this long (or delivered anything) shows the connection works. */
+const HEALTHY_WATCH_MS = 1000;
 
 export class ConfigMapCatalogSource implements EditableSource {
   readonly #options: ConfigMapSourceOptions;
@@ -156,15 +158,18 @@ export class ConfigMapCatalogSource implements EditableSource {
         }
         needList = false;
       }
-      const outcome = await this.#watchOnce();
+      const { outcome, healthy } = await this.#watchOnce();
       if (this.#stopped) return;
+      // Backoff grows across failures and is forgotten once a watch has worked.
+      if (healthy) this.#failures = 0;
       if (outcome === "relist") {
         this.stats.relists++;
         needList = true;
-      } else if (outcome === "failed") {
+      } else if (outcome === "failed" || !healthy) {
+        // A watch the server ends at once, again and again, must not become a busy loop.
         needList = true;
         await this.#backoff();
-      } else this.#failures = 0;
+      }
     }
   }
 
@@ -197,7 +202,6 @@ export class ConfigMapCatalogSource implements EditableSource {
       const found = list.items[0];
       if (found) this.#offerConfigMap(found);
       else this.#offerMissing(`ConfigMap ${namespace}/${name} does not exist`);
-      this.#failures = 0;
       return true;
     } catch (error) {
       const failure = kubeFailure(error);
@@ -213,12 +217,14 @@ export class ConfigMapCatalogSource implements EditableSource {
   }
 
   /** One watch from the current resourceVersion, until it ends, fails, or asks for a fresh list. */
-  #watchOnce(): Promise<WatchOutcome> {
+  #watchOnce(): Promise<{ outcome: WatchOutcome; healthy: boolean }> {
     const { namespace, name, logger } = this.#options;
     const timeoutSeconds = this.#options.watchTimeoutSeconds ?? 300;
     const idleMs = this.#options.idleTimeoutMs ?? (timeoutSeconds + 30) * 1000;
     this.stats.watches++;
-    return new Promise<WatchOutcome>((resolve) => {
+    const opened = performance.now();
+    let received = 0;
+    return new Promise((resolve) => {
       let settled = false;
       let idle: NodeJS.Timeout | undefined;
       let controller: AbortController | undefined;
@@ -228,7 +234,7 @@ export class ConfigMapCatalogSource implements EditableSource {
         clearTimeout(idle);
         controller?.abort();
         this.#cancelWatch = undefined;
-        resolve(outcome);
+        resolve({ outcome, healthy: received > 0 || performance.now() - opened > HEALTHY_WATCH_MS });
       };
       this.#cancelWatch = () => finish("ended");
       const alive = () => {
@@ -242,6 +248,7 @@ export class ConfigMapCatalogSource implements EditableSource {
       alive();
       const onEvent = (type: string, object: unknown) => {
         alive();
+        received++;
         const result = this.#onWatchEvent(type, object);
         if (result) finish(result);
       };
