@@ -66,7 +66,12 @@ function runVite(outDir: string): Promise<void> {
     const child = spawn(
       process.execPath,
       [vite, "build", "--config", join(WEB_ROOT, "vite.config.ts"), "--outDir", outDir, "--logLevel", "warn"],
-      { cwd: PROJECT_ROOT, stdio: ["ignore", "inherit", "inherit"] },
+      // A production build whoever asks (vitest sets NODE_ENV=test, which would bundle React's dev build).
+      {
+        cwd: PROJECT_ROOT,
+        stdio: ["ignore", "inherit", "inherit"],
+        env: { ...process.env, NODE_ENV: "production" },
+      },
     );
     child.on("error", reject);
     child.on("exit", (code) =>

@@ -2,43 +2,52 @@
 // data dir and catalog file: the catalog page, a broken edit of the file shown as findings with the
 // last-good alert and cleared when fixed, and the YAML editor's validation, save and conflict. Every step
 // leaves a screenshot in .test-artifacts/screenshots/; no page may log a console error.
-import { readFileSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Browser } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ensureWebBuilt } from "../../web/build.ts";
 import { catalogYaml, UBUNTU } from "../support/catalogs.ts";
+import { FixtureServer } from "../support/http-fixture-server.ts";
+import { sha256File } from "../support/image-fixtures.ts";
 import { startTestServer, type TestServer, tempDir } from "../support/server.ts";
 import { launchBrowser, openPage, type WatchedPage } from "./browser.ts";
 
 const STEP_MS = 15_000;
 
-const ENTRIES = [
-  UBUNTU,
-  {
-    OS_NAME: "Alpine 3.22",
-    CLOUD_USER: "alpine",
-    OS_IMAGE_URL:
-      "https://dl-cdn.alpinelinux.org/alpine/v3.22/releases/cloud/generic_alpine-3.22.0-x86_64-bios-cloudinit-r0.qcow2",
-    MIN_MEMORY: "512Mi",
-    MIN_VCPU: "1",
-    MIN_STORAGE: "2G",
-    FIRMWARE_TYPE: "bios",
-    FEATURES: "acpi",
-  },
-  {
-    OS_NAME: "Debian 13",
-    CLOUD_USER: "debian",
-    OS_IMAGE_URL: "https://cloud.debian.org/images/cloud/trixie/latest/debian-13-genericcloud-amd64.qcow2",
-    MIN_MEMORY: "1G",
-    MIN_VCPU: "1",
-    MIN_STORAGE: "10G",
-    FIRMWARE_TYPE: "efi",
-    MACHINE_TYPE: "q35",
-    FEATURES: "acpi,smm",
-  },
-];
-const GOOD = catalogYaml(ENTRIES);
+/** The test's catalog: its images on a local HTTP server, so that the server's image verifier (which
+ * checks every entry's URL) has something real to check without leaving the machine. */
+function entries(images: string, sha256: string): Record<string, string>[] {
+  return [
+    // Not on the image server: unreachable (404).
+    { ...UBUNTU, OS_IMAGE_URL: `${images}/noble-server-cloudimg-amd64.img` },
+    {
+      OS_NAME: "Alpine 3.22",
+      CLOUD_USER: "alpine",
+      OS_IMAGE_URL: `${images}/alpine.qcow2`,
+      OS_IMAGE_SHA256: sha256,
+      MIN_MEMORY: "512Mi",
+      MIN_VCPU: "1",
+      MIN_STORAGE: "2G",
+      FIRMWARE_TYPE: "bios",
+      FEATURES: "acpi",
+    },
+    {
+      OS_NAME: "Debian 13",
+      CLOUD_USER: "debian",
+      OS_IMAGE_URL: `${images}/debian-13-genericcloud-amd64.qcow2`,
+      MIN_MEMORY: "1G",
+      MIN_VCPU: "1",
+      MIN_STORAGE: "10G",
+      FIRMWARE_TYPE: "efi",
+      MACHINE_TYPE: "q35",
+      FEATURES: "acpi,smm",
+    },
+  ];
+}
+let GOOD = "";
+let images: FixtureServer;
 
 let browser: Browser;
 let server: TestServer;
@@ -47,8 +56,17 @@ let ui: WatchedPage;
 
 beforeAll(async () => {
   await ensureWebBuilt({ log: (line) => process.stderr.write(`${line}\n`) });
-  catalogPath = join(tempDir("osimg-e2e-catalog-"), "images.yaml");
+  const dir = tempDir("osimg-e2e-");
+  const imageDir = join(dir, "images");
+  mkdirSync(imageDir);
+  for (const name of ["alpine.qcow2", "debian-13-genericcloud-amd64.qcow2"])
+    execFileSync("qemu-img", ["create", "-q", "-f", "qcow2", join(imageDir, name), "64M"]);
+  images = await new FixtureServer({ root: imageDir }).start();
+  GOOD = catalogYaml(entries(images.url, sha256File(join(imageDir, "alpine.qcow2"))));
+  catalogPath = join(dir, "images.yaml");
   writeFileSync(catalogPath, GOOD);
+  // The server fetches only public addresses, unless allowed: here the local image server.
+  process.env.OSIMG_FETCH_ALLOW = "127.0.0.1/32";
   server = await startTestServer({ catalogPath });
   browser = await launchBrowser();
   ui = await openPage(browser);
@@ -57,13 +75,15 @@ beforeAll(async () => {
 afterAll(async () => {
   await browser?.close();
   await server?.stop();
+  await images?.stop();
+  delete process.env.OSIMG_FETCH_ALLOW;
 });
 
 const url = (path: string) => `${server.url}${path}`;
 const rows = () => ui.page.getByRole("grid", { name: "OS images" }).locator("tbody tr");
 const alertHeading = () => ui.page.getByRole("heading", { name: /Serving the last good catalog/ });
 
-describe("UI in a real browser", () => {
+describe("UI in a real browser", { timeout: 90_000 }, () => {
   it("shows the catalog's entries with their values as written", async () => {
     const { page } = ui;
     await page.goto(url("/"));
@@ -72,8 +92,19 @@ describe("UI in a real browser", () => {
     expect(await rows().count()).toBe(3);
     const alpine = rows().filter({ hasText: "Alpine 3.22" });
     expect(await alpine.locator('[data-label="Min memory"]').innerText()).toBe("512Mi");
-    expect(await alpine.locator('[data-label="Status"]').innerText()).toContain("valid");
+    // The local image server speaks plain http: a warning, listed with the catalog's findings.
+    expect(await alpine.locator('[data-label="Status"]').innerText()).toContain("1 warning");
+    const findings = page.getByRole("grid", { name: "Findings of the served catalog" });
+    expect(await findings.innerText()).toContain("OS_IMAGE_URL uses plain http");
     expect(await page.title()).toBe("osimg");
+    // The server's image checks arrive: reachable and a safe qcow2, or unreachable. (Its probe reads
+    // headers only, so checksums stay unverified until an image is pulled.)
+    const checked = (row: string, label: string) =>
+      rows().filter({ hasText: row }).getByRole("img", { name: label });
+    await checked("Alpine 3.22", "Reachable: passed").waitFor({ timeout: STEP_MS });
+    await checked("Alpine 3.22", "Safe format: passed").waitFor({ timeout: STEP_MS });
+    await checked("Alpine 3.22", "Checksum verified: unknown").waitFor({ timeout: STEP_MS });
+    await checked("Ubuntu 24.04", "Reachable: failed").waitFor({ timeout: STEP_MS });
     await ui.screenshot("01-catalog");
 
     await page.getByRole("button", { name: "Debian 13" }).click();
@@ -133,7 +164,11 @@ describe("UI in a real browser", () => {
     const findings = page.getByRole("grid", { name: "Findings of the edited catalog" });
     expect(await findings.innerText()).toContain('"1 GB" has an unknown unit');
     expect(await page.getByRole("button", { name: "Save", exact: true }).isDisabled()).toBe(true);
-    await findings.getByRole("button", { name: /^go to line/ }).click();
+    await findings
+      .getByRole("row")
+      .filter({ hasText: "unknown unit" })
+      .getByRole("button", { name: /^go to line/ })
+      .click();
     await ui.screenshot("06-editor-invalid");
 
     // Fix it and rename an entry; save; the file and the catalog page have it.

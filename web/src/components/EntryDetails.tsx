@@ -48,10 +48,10 @@ export function EntryDetails({ entry, verification, location, onClose }: EntryDe
       </DrawerHead>
       <DrawerPanelBody>
         <section aria-labelledby={titleId} className="osimg-details">
-          <p>
+          <div>
             <EntryStatus entry={entry} /> · entry {entry.index + 1}, line {entry.line}
             {location ? ` of ${location}` : ""}
-          </p>
+          </div>
           <DescriptionList isCompact isHorizontal aria-label="Values as written">
             {Object.keys(entry.values)
               .filter((key) => !SHOWN_APART.has(key))
