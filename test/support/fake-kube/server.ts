@@ -54,7 +54,7 @@ export interface FailureRule extends RequestMatch {
 }
 
 export interface HeldRequests {
-  /** Resolves when the first held request has arrived. */
+  /** Resolves when all the requests to hold (`times`) have arrived. */
   arrived: Promise<void>;
   /** Lets the held requests (and later matching ones) through. */
   release(): void;
@@ -177,8 +177,11 @@ export class FakeKube {
       release = resolve;
     });
     let arrive = () => {};
+    let waiting = match.times ?? 1;
     const arrived = new Promise<void>((resolve) => {
-      arrive = resolve;
+      arrive = () => {
+        if (--waiting === 0) resolve();
+      };
     });
     const rule: Rule = { ...match, left: match.times ?? 1, kind: "hold", gate, arrive };
     this.#rules.push(rule);
