@@ -48,6 +48,10 @@ export default defineConfig({
   root: fileURLToPath(new URL(".", import.meta.url)),
   base: "/",
   plugins: [react(), precompress()],
+  // `npx vite --config web/vite.config.ts`: the UI with hot reload, talking to a running `osimg serve`.
+  server: {
+    proxy: { "/api": { target: process.env.OSIMG_URL ?? "http://127.0.0.1:8080", ws: true } },
+  },
   build: {
     outDir: "dist",
     emptyOutDir: true,

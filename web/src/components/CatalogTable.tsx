@@ -49,6 +49,8 @@ function Features({ entry }: { entry: CatalogEntry }) {
 interface Column {
   title: string;
   sort?: SortKey;
+  /** What the column shows, in a tooltip of its header. */
+  info?: string;
   cell: (entry: CatalogEntry, verification: Record<string, EntryVerification> | undefined) => ReactNode;
 }
 
@@ -66,6 +68,7 @@ const COLUMNS: Column[] = [
   { title: "Status", sort: "status", cell: (entry) => <EntryStatus entry={entry} /> },
   {
     title: "Verification",
+    info: "The server's checks of the image, in this order: reachable, checksum verified, safe format, boot test passed",
     cell: (entry, verification) => <VerificationChecks result={entryChecks(verification, entry.id)} />,
   },
 ];
@@ -101,7 +104,12 @@ export function CatalogTable({
             {NAME}
           </Th>
           {COLUMNS.map((c) => (
-            <Th key={c.title} sort={sortParams(c.sort)} modifier="wrap">
+            <Th
+              key={c.title}
+              sort={sortParams(c.sort)}
+              modifier="wrap"
+              info={c.info ? { tooltip: c.info, ariaLabel: `About ${c.title}` } : undefined}
+            >
               {c.title}
             </Th>
           ))}
