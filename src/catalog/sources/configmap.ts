@@ -74,7 +74,7 @@ export class ConfigMapCatalogSource implements EditableSource {
   #wake: (() => void) | undefined;
   #loop: Promise<void> | undefined;
   #failures = 0;
-  /** Counters for tests and metrics: lists done, watches opened, 410/too-large relists. */
+  /** Counters for tests and logs: lists done, watches opened, relists after 410 or a too-large resourceVersion, Events created. */
   readonly stats = { lists: 0, watches: 0, relists: 0, events: 0 };
 
   constructor(options: ConfigMapSourceOptions) {
