@@ -12,8 +12,16 @@ import {
 } from "../src/vms/providers/qemu/accel.ts";
 import { GuestAgentClient, waitForAgent } from "../src/vms/providers/qemu/agent.ts";
 import { buildQemuCommand } from "../src/vms/providers/qemu/cmdline.ts";
+import { prepareFirmware } from "../src/vms/providers/qemu/firmware.ts";
 import { QemuTimeoutError } from "../src/vms/providers/qemu/json-socket.ts";
-import { isAlive, launchQemu, QemuStartError, waitForExit } from "../src/vms/providers/qemu/process.ts";
+import {
+  isAlive,
+  launchQemu,
+  processHasArgument,
+  QemuStartError,
+  readPidfile,
+  waitForExit,
+} from "../src/vms/providers/qemu/process.ts";
 import { QemuClosedError, QmpCommandError } from "../src/vms/providers/qemu/qmp.ts";
 import { startSwtpm } from "../src/vms/providers/qemu/swtpm.ts";
 import { TestVm } from "./support/guest/vm.ts";
@@ -204,6 +212,45 @@ describe("micro guest under OVMF with a TPM", () => {
     await vm.qmp.waitForClose(30_000);
     expect(await waitForExit(vm.pid, 30_000)).toBe(true);
     expect(await waitForExit(swtpmPid, 30_000)).toBe(true);
+  }, 60_000);
+});
+
+describe("secure boot", () => {
+  it("starts a q35 machine with SMM, secboot OVMF and the Microsoft-keyed vars", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "osimg-sb-"));
+    try {
+      const firmware = await prepareFirmware("efi", { secureBoot: true, varsPath: join(dir, "vars.fd") });
+      expect(firmware).toMatchObject({
+        type: "efi",
+        secureBoot: true,
+        code: expect.stringContaining("secboot"),
+      });
+      const command = buildQemuCommand({
+        name: "sb",
+        cpus: 1,
+        memoryBytes: 256 * 2 ** 20,
+        accel: (await probeAccelerator()).accel,
+        firmware,
+        disks: [{ kind: "disk", path: image.path, format: "qcow2", readOnly: true }],
+        network: { kind: "none" },
+        sockets: { qmp: join(dir, "qmp.sock"), serial: join(dir, "serial.sock") },
+        pidfile: join(dir, "qemu.pid"),
+      });
+      const { pid, qmp } = await launchQemu(command, {
+        logPath: join(dir, "qemu.log"),
+        qmpSocket: join(dir, "qmp.sock"),
+      });
+      try {
+        expect(await qmp.execute("query-status")).toMatchObject({ running: true });
+        expect(await readPidfile(join(dir, "qemu.pid"))).toBe(pid);
+        expect(await processHasArgument(pid, join(dir, "qmp.sock"))).toBe(true);
+      } finally {
+        await qmp.execute("quit").catch(() => undefined);
+        expect(await waitForExit(pid, 30_000)).toBe(true);
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   }, 60_000);
 });
 

@@ -41,6 +41,12 @@ export interface GuestImageOptions {
 export const CLOUD_INIT_FINISHED = /Cloud-init v\. \S+ finished at/;
 
 const RECIPE_VERSION = 1;
+/** The code that builds images is an input of every image too. */
+const RECIPE_FILES = ["./guest/disk.ts", "./guest/cpio.ts"].map((f) => new URL(f, import.meta.url).pathname);
+
+async function recipe(): Promise<string[]> {
+  return [String(RECIPE_VERSION), ...(await Promise.all(RECIPE_FILES.map(sha256File)))];
+}
 const INIT_SCRIPT = new URL("./guest/micro-init.sh", import.meta.url);
 const BUSYBOX = "/bin/busybox";
 /** Modules the micro guest loads (with their dependencies): the seed disk, the agent port, the power button. */
@@ -115,7 +121,7 @@ export async function microGuestImage(options: GuestImageOptions = {}): Promise<
     MICRO_MODULES,
   );
   const key = cacheKey({
-    recipe: RECIPE_VERSION,
+    recipe: await recipe(),
     kernel: kernel.version,
     kernelSize: (await stat(kernel.vmlinuz)).size,
     busybox: await sha256File(BUSYBOX),
@@ -178,6 +184,8 @@ const DEBIAN_PACKAGES = [
   "netbase",
   "sudo",
   "e2fsprogs",
+  // systemd-logind needs D-Bus; without logind the ACPI power button does nothing.
+  "dbus",
 ];
 const DEBIAN_ROOT_MiB = 2048;
 const DEBIAN_CMDLINE = `root=PARTUUID=${IDS.debian.rootPart} ro console=tty0 console=ttyS0,115200n8`;
@@ -185,13 +193,15 @@ const DEBIAN_CMDLINE = `root=PARTUUID=${IDS.debian.rootPart} ro console=tty0 con
 const DEBIAN_FILES: Record<string, string> = {
   "etc/fstab": `PARTUUID=${IDS.debian.rootPart} / ext4 errors=remount-ro 0 1\n`,
   // Only the seed: no minutes-long probing of cloud metadata services that are not there.
-  "etc/cloud/cloud.cfg.d/90-osimg.cfg": "datasource_list: [NoCloud, None]\n",
+  // RSA host keys take ~10 s to generate under TCG; ed25519 and ECDSA are instant.
+  "etc/cloud/cloud.cfg.d/90-osimg.cfg":
+    "datasource_list: [NoCloud, None]\nssh_genkeytypes: [ed25519, ecdsa]\n",
   "etc/hostname": "localhost\n",
 };
 
 export async function debianGuestImage(options: GuestImageOptions = {}): Promise<GuestImage> {
   const key = cacheKey({
-    recipe: RECIPE_VERSION,
+    recipe: await recipe(),
     suite: DEBIAN_SUITE,
     packages: DEBIAN_PACKAGES,
     files: DEBIAN_FILES,

@@ -67,8 +67,11 @@ export async function cachedArtifact(spec: CachedBuild): Promise<string> {
   const release = await lock(join(spec.cacheDir, `${spec.name}.lock`), spec.timeoutMs);
   try {
     if (await exists(final)) return final;
+    // Holding the lock, any work directory of this name is left over from a build that died.
+    for (const entry of await readdir(spec.cacheDir))
+      if (entry.startsWith(`.work-${spec.name}-`))
+        await rm(join(spec.cacheDir, entry), { recursive: true, force: true });
     const work = join(spec.cacheDir, `.work-${spec.name}-${process.pid}`);
-    await rm(work, { recursive: true, force: true });
     await mkdir(work, { recursive: true });
     try {
       const partial = join(work, `out.${spec.ext}`);

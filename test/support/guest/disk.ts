@@ -76,9 +76,13 @@ export async function assembleBootableDisk(spec: BootableDiskSpec): Promise<void
   );
 
   const volumeId = spec.espPartUuid.replace(/-/g, "").slice(0, 8);
+  // One sector per cluster: FAT32 needs at least 65525 clusters, which mkfs.vfat's own choice misses
+  // for ESPs of 128 MiB.
   await tool("mkfs.vfat", [
     "-F",
     "32",
+    "-s",
+    "1",
     "-n",
     "ESP",
     "-i",
