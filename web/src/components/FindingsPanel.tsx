@@ -1,6 +1,6 @@
 // Errors and warnings of a catalog with where they are (line:column and JSON path), what is wrong and how
 // to fix it. In the editor a position is a button that moves the cursor there.
-import { Button, Content, EmptyState } from "@patternfly/react-core";
+import { Button, Content, EmptyState, Title } from "@patternfly/react-core";
 import { Table, Tbody, Td, Th, Thead, Tr } from "@patternfly/react-table";
 import type { Finding } from "../../../src/catalog/findings.ts";
 import { position } from "../catalog/view.ts";
@@ -66,5 +66,21 @@ export function FindingsPanel({ findings, label, location, onSelect, emptyText }
         ))}
       </Tbody>
     </Table>
+  );
+}
+
+/** The panel under a "Findings" heading, as a page shows it. */
+export function FindingsSection({
+  id,
+  className,
+  ...panel
+}: FindingsPanelProps & { id: string; className?: string }) {
+  return (
+    <section className={className} aria-labelledby={id}>
+      <Title headingLevel="h2" id={id}>
+        Findings
+      </Title>
+      <FindingsPanel {...panel} />
+    </section>
   );
 }

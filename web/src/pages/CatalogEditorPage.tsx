@@ -28,7 +28,7 @@ import {
 } from "../api/catalog.ts";
 import { HttpError, requestJson } from "../api/http.ts";
 import { ErrorState } from "../components/ErrorState.tsx";
-import { FindingsPanel } from "../components/FindingsPanel.tsx";
+import { FindingsPanel, FindingsSection } from "../components/FindingsPanel.tsx";
 import { SeverityIcon, ValidIcon } from "../components/icons.tsx";
 import { YamlEditor, type YamlEditorHandle } from "../editor/YamlEditor.tsx";
 import { plural, sentence } from "../format.ts";
@@ -189,11 +189,9 @@ function Editor({ initial, location }: { initial: CatalogSourceText; location: s
           onSave={() => canSave && save()}
         />
       </PageSection>
-      <PageSection aria-labelledby="editor-findings">
-        <Title headingLevel="h2" id="editor-findings">
-          Findings
-        </Title>
-        <FindingsPanel
+      <PageSection>
+        <FindingsSection
+          id="editor-findings"
           findings={parsed.findings}
           label="Findings of the edited catalog"
           onSelect={(f) => editor.current?.goTo(f.line, f.column)}

@@ -27,7 +27,7 @@ import { filterEntries, sortEntries } from "../catalog/view.ts";
 import { type CatalogSort, CatalogTable } from "../components/CatalogTable.tsx";
 import { EntryDetails } from "../components/EntryDetails.tsx";
 import { ErrorState } from "../components/ErrorState.tsx";
-import { FindingsPanel } from "../components/FindingsPanel.tsx";
+import { FindingsSection } from "../components/FindingsPanel.tsx";
 import { ReloadAlert } from "../components/ReloadAlert.tsx";
 import { plural } from "../format.ts";
 import { useNamespace, withNamespace } from "../namespace.tsx";
@@ -166,17 +166,14 @@ function CatalogBody({ catalog }: { catalog: CatalogResponse }) {
               onSelect={select}
             />
           )}
-          <section className="osimg-section" aria-labelledby="catalog-findings">
-            <Title headingLevel="h2" id="catalog-findings">
-              Findings
-            </Title>
-            <FindingsPanel
-              findings={catalog.findings}
-              label="Findings of the served catalog"
-              location={catalog.source.location}
-              emptyText="No findings: every entry passes every check"
-            />
-          </section>
+          <FindingsSection
+            id="catalog-findings"
+            className="osimg-section"
+            findings={catalog.findings}
+            label="Findings of the served catalog"
+            location={catalog.source.location}
+            emptyText="No findings: every entry passes every check"
+          />
         </DrawerContentBody>
       </DrawerContent>
     </Drawer>
