@@ -107,11 +107,17 @@ describe("UI in a real browser", { timeout: 90_000 }, () => {
     await checked("Ubuntu 24.04", "Reachable: failed").waitFor({ timeout: STEP_MS });
     await ui.screenshot("01-catalog");
 
-    await page.getByRole("button", { name: "Debian 13" }).click();
-    await page.getByRole("heading", { name: "Debian 13", level: 2 }).waitFor({ timeout: STEP_MS });
+    // By keyboard: Enter on an entry's name opens its details, with the focus in them; Escape closes them.
+    await page.getByRole("button", { name: "Debian 13" }).focus();
+    await page.keyboard.press("Enter");
+    const heading = page.getByRole("heading", { name: "Debian 13", level: 2 });
+    await heading.waitFor({ timeout: STEP_MS });
     expect(page.url()).toContain("entry=debian-13");
+    expect(await heading.evaluate((el) => el === el.ownerDocument.activeElement)).toBe(true);
     await ui.screenshot("02-entry-details");
-    await page.getByRole("button", { name: "Close details" }).click();
+    await page.keyboard.press("Escape");
+    await heading.waitFor({ state: "detached", timeout: STEP_MS });
+    expect(page.url()).not.toContain("entry=");
 
     // The same page on a narrow window, and in the dark.
     const narrow = await openPage(browser, { width: 420, height: 860, colorScheme: "dark" });

@@ -121,9 +121,11 @@ export function CatalogTable({
             key={entry.id}
             isClickable
             isRowSelected={entry.id === selectedId}
-            onRowClick={(event) => {
-              // The name's button handles its own clicks (and Enter / Space).
-              if ((event?.target as HTMLElement | undefined)?.closest("button")) return;
+            // A click anywhere on the row opens the details. Keyboard users have the name's button: the
+            // row is no tab stop of its own (onRowClick would make it one, and swallow the button's Enter).
+            tabIndex={-1}
+            onClick={(event) => {
+              if ((event.target as HTMLElement).closest("button, a")) return;
               onSelect(entry.id);
             }}
           >

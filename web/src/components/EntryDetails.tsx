@@ -15,6 +15,7 @@ import {
   DrawerPanelContent,
   Title,
 } from "@patternfly/react-core";
+import { useEffect, useRef } from "react";
 import type { CatalogEntry } from "../../../src/catalog/model.ts";
 import { type EntryVerification, entryChecks } from "../catalog/verification.ts";
 import { written } from "../catalog/view.ts";
@@ -36,10 +37,20 @@ export function EntryDetails({ entry, verification, location, onClose }: EntryDe
   const cloudInit = written(entry, "CLOUD_INIT");
   const checks = entryChecks(verification, entry.id);
   const titleId = `entry-${entry.id}-title`;
+  const title = useRef<HTMLHeadingElement>(null);
+  // Opening (or switching) the details moves the focus into them; Escape closes them.
+  // biome-ignore lint/correctness/useExhaustiveDependencies: focus again when another entry is shown
+  useEffect(() => title.current?.focus(), [entry.id]);
   return (
-    <DrawerPanelContent widths={{ default: "width_100", lg: "width_50", "2xl": "width_33" }} isResizable>
+    <DrawerPanelContent
+      widths={{ default: "width_100", lg: "width_50", "2xl": "width_33" }}
+      isResizable
+      onKeyDown={(event) => {
+        if (event.key === "Escape") onClose();
+      }}
+    >
       <DrawerHead>
-        <Title headingLevel="h2" id={titleId} tabIndex={-1}>
+        <Title headingLevel="h2" id={titleId} tabIndex={-1} ref={title}>
           {written(entry, "OS_NAME") || entry.id}
         </Title>
         <DrawerActions>
