@@ -50,7 +50,7 @@ export function EntryDetails({ entry, verification, location, onClose }: EntryDe
       }}
     >
       <DrawerHead>
-        <Title headingLevel="h2" id={titleId} tabIndex={-1} ref={title}>
+        <Title headingLevel="h2" id={titleId} tabIndex={-1} ref={title} className="osimg-focus-target">
           {written(entry, "OS_NAME") || entry.id}
         </Title>
         <DrawerActions>
