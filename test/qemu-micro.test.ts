@@ -256,24 +256,28 @@ describe("secure boot", () => {
 
 describe("launch failures", () => {
   it("reports QEMU's own words when it cannot start", async () => {
-    const dir = tmpdir();
-    const qmpSocket = join(dir, `osimg-broken-${process.pid}.qmp`);
-    const command = buildQemuCommand({
-      name: "broken",
-      cpus: 1,
-      memoryBytes: 64 * 2 ** 20,
-      accel: "tcg",
-      firmware: { type: "bios" },
-      disks: [{ kind: "disk", path: "/nonexistent/disk.qcow2", format: "qcow2" }],
-      network: { kind: "none" },
-      sockets: { qmp: qmpSocket, serial: join(dir, `osimg-broken-${process.pid}.serial`) },
-      pidfile: join(dir, `osimg-broken-${process.pid}.pid`),
-    });
-    const logPath = join(dir, `osimg-broken-${process.pid}.log`);
-    const error = await launchQemu(command, { logPath, qmpSocket }).catch((e: unknown) => e);
-    expect(error).toBeInstanceOf(QemuStartError);
-    expect((error as QemuStartError).log).toMatch(/nonexistent\/disk\.qcow2.*No such file/);
-    await rm(logPath, { force: true });
-    expect(isAlive(0x7fffffff)).toBe(false);
+    const dir = await mkdtemp(join(tmpdir(), "osimg-broken-"));
+    try {
+      const qmpSocket = join(dir, "qmp.sock");
+      const command = buildQemuCommand({
+        name: "broken",
+        cpus: 1,
+        memoryBytes: 64 * 2 ** 20,
+        accel: "tcg",
+        firmware: { type: "bios" },
+        disks: [{ kind: "disk", path: "/nonexistent/disk.qcow2", format: "qcow2" }],
+        network: { kind: "none" },
+        sockets: { qmp: qmpSocket, serial: join(dir, "serial.sock") },
+        pidfile: join(dir, "qemu.pid"),
+      });
+      const error = await launchQemu(command, { logPath: join(dir, "qemu.log"), qmpSocket }).catch(
+        (e: unknown) => e,
+      );
+      expect(error).toBeInstanceOf(QemuStartError);
+      expect((error as QemuStartError).log).toMatch(/nonexistent\/disk\.qcow2.*No such file/);
+      expect(isAlive(0x7fffffff)).toBe(false);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   }, 60_000);
 });
