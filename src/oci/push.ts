@@ -1,0 +1,206 @@
+// Pushing an image from an OCI layout to a registry through the OCI distribution API: each blob is
+// checked with HEAD and, when missing, uploaded (POST an upload session, PUT the bytes with the digest),
+// then the manifest is PUT under the tag. Registries that want a token (WWW-Authenticate: Bearer) get one
+// from their realm; credentials come from OSIMG_REGISTRY_USERNAME / OSIMG_REGISTRY_PASSWORD.
+import { createReadStream } from "node:fs";
+import { request as httpRequest, type IncomingMessage } from "node:http";
+import { request as httpsRequest } from "node:https";
+import { blobPath, type Descriptor, readLayoutImage } from "./layout.ts";
+
+export interface ImageReference {
+  registry: string;
+  repository: string;
+  tag: string;
+}
+
+/** REGISTRY/REPOSITORY[:TAG]: the first part is a registry when it has a dot, a colon or is localhost. */
+export function parseReference(text: string): ImageReference {
+  const at = text.indexOf("/");
+  const first = at === -1 ? "" : text.slice(0, at);
+  if (at === -1 || !(first.includes(".") || first.includes(":") || first === "localhost"))
+    throw new Error(
+      `"${text}" names no registry: write it as REGISTRY/REPOSITORY:TAG, e.g. 127.0.0.1:5000/os/debian:12`,
+    );
+  const rest = text.slice(at + 1);
+  const colon = rest.lastIndexOf(":");
+  const repository = colon === -1 ? rest : rest.slice(0, colon);
+  const tag = colon === -1 ? "latest" : rest.slice(colon + 1);
+  if (!/^[a-z0-9]+([._-][a-z0-9]+)*(\/[a-z0-9]+([._-]{1,2}[a-z0-9]+)*)*$/.test(repository))
+    throw new Error(`"${repository}" is not a repository name (lower case, / between parts)`);
+  if (!/^[\w][\w.-]{0,127}$/.test(tag)) throw new Error(`"${tag}" is not a tag`);
+  return { registry: first, repository, tag };
+}
+
+export interface PushOptions {
+  layout: string;
+  /** The tag of the image in the layout. */
+  tag: string;
+  reference: string;
+  /** false: plain http (a local registry), like skopeo's --dest-tls-verify=false. */
+  tlsVerify: boolean;
+  log?: (line: string) => void;
+  env?: NodeJS.ProcessEnv;
+}
+
+export interface PushResult {
+  reference: string;
+  digest: string;
+  uploaded: number;
+  skipped: number;
+}
+
+interface Response {
+  status: number;
+  headers: IncomingMessage["headers"];
+  body: string;
+}
+
+class RegistryClient {
+  readonly #base: string;
+  readonly #repository: string;
+  readonly #basic: string | undefined;
+  #authorization: string | undefined;
+
+  constructor(reference: ImageReference, tlsVerify: boolean, env: NodeJS.ProcessEnv) {
+    this.#base = `${tlsVerify ? "https" : "http"}://${reference.registry}`;
+    this.#repository = reference.repository;
+    const user = env.OSIMG_REGISTRY_USERNAME;
+    this.#basic = user
+      ? `Basic ${Buffer.from(`${user}:${env.OSIMG_REGISTRY_PASSWORD ?? ""}`).toString("base64")}`
+      : undefined;
+    this.#authorization = this.#basic;
+  }
+
+  url(path: string): URL {
+    return new URL(path.startsWith("http") ? path : `${this.#base}/v2/${this.#repository}${path}`);
+  }
+
+  async send(
+    method: string,
+    url: URL,
+    headers: Record<string, string> = {},
+    body?: Buffer | { file: string; size: number },
+    retried = false,
+  ): Promise<Response> {
+    const response = await rawRequest(
+      method,
+      url,
+      { ...headers, ...(this.#authorization ? { authorization: this.#authorization } : {}) },
+      body,
+    );
+    if (response.status === 401 && !retried) {
+      const challenge = String(response.headers["www-authenticate"] ?? "");
+      if (challenge.startsWith("Bearer ")) this.#authorization = `Bearer ${await this.#token(challenge)}`;
+      else if (this.#basic) this.#authorization = this.#basic;
+      else
+        throw new Error(
+          `${url.host} wants credentials: set OSIMG_REGISTRY_USERNAME and OSIMG_REGISTRY_PASSWORD`,
+        );
+      return this.send(method, url, headers, body, true);
+    }
+    return response;
+  }
+
+  async #token(challenge: string): Promise<string> {
+    const params = Object.fromEntries(
+      [...challenge.slice(7).matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1], m[2]]),
+    );
+    if (!params.realm) throw new Error(`registry challenge has no realm: ${challenge}`);
+    const url = new URL(params.realm);
+    if (params.service) url.searchParams.set("service", params.service);
+    url.searchParams.set("scope", params.scope ?? `repository:${this.#repository}:pull,push`);
+    const response = await rawRequest("GET", url, this.#basic ? { authorization: this.#basic } : {});
+    if (response.status !== 200)
+      throw new Error(
+        `token request to ${url.host} answered ${response.status}: ${response.body.slice(0, 200)}`,
+      );
+    const parsed = JSON.parse(response.body) as { token?: string; access_token?: string };
+    const token = parsed.token ?? parsed.access_token;
+    if (!token) throw new Error(`token response of ${url.host} has no token`);
+    return token;
+  }
+}
+
+function rawRequest(
+  method: string,
+  url: URL,
+  headers: Record<string, string>,
+  body?: Buffer | { file: string; size: number },
+): Promise<Response> {
+  return new Promise((resolve, reject) => {
+    const send = url.protocol === "https:" ? httpsRequest : httpRequest;
+    const length = body === undefined ? 0 : Buffer.isBuffer(body) ? body.length : body.size;
+    const req = send(url, { method, headers: { ...headers, "content-length": String(length) } }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on("data", (c: Buffer) => chunks.push(c));
+      res.on("end", () =>
+        resolve({
+          status: res.statusCode ?? 0,
+          headers: res.headers,
+          body: Buffer.concat(chunks).toString("utf8"),
+        }),
+      );
+      res.on("error", reject);
+    });
+    req.on("error", reject);
+    if (body === undefined) req.end();
+    else if (Buffer.isBuffer(body)) req.end(body);
+    else
+      createReadStream(body.file, { highWaterMark: 8 << 20 })
+        .on("error", reject)
+        .pipe(req);
+  });
+}
+
+function expect(response: Response, ok: number[], what: string): void {
+  if (!ok.includes(response.status))
+    throw new Error(
+      `${what}: registry answered HTTP ${response.status}${response.body ? `: ${response.body.slice(0, 300)}` : ""}`,
+    );
+}
+
+async function uploadBlob(client: RegistryClient, layout: string, blob: Descriptor): Promise<boolean> {
+  const head = await client.send("HEAD", client.url(`/blobs/${blob.digest}`));
+  if (head.status === 200) return false;
+  const start = await client.send("POST", client.url("/blobs/uploads/"));
+  expect(start, [202], `starting the upload of ${blob.digest}`);
+  const location = start.headers.location;
+  if (!location) throw new Error("the registry gave no upload location");
+  const url = new URL(location, client.url("/").origin);
+  url.searchParams.set("digest", blob.digest);
+  const put = await client.send(
+    "PUT",
+    url,
+    { "content-type": "application/octet-stream" },
+    { file: blobPath(layout, blob.digest), size: blob.size },
+  );
+  expect(put, [201, 204], `uploading ${blob.digest}`);
+  return true;
+}
+
+/** Pushes the layout's image to `reference` (blobs first, the manifest last). */
+export async function pushLayout(options: PushOptions): Promise<PushResult> {
+  const reference = parseReference(options.reference);
+  const client = new RegistryClient(reference, options.tlsVerify, options.env ?? process.env);
+  const image = await readLayoutImage(options.layout, options.tag);
+  let uploaded = 0;
+  let skipped = 0;
+  for (const blob of image.blobs) {
+    if (await uploadBlob(client, options.layout, blob)) uploaded++;
+    else skipped++;
+    options.log?.(`    blob ${blob.digest} (${blob.size} bytes) ${uploaded + skipped}/${image.blobs.length}`);
+  }
+  const put = await client.send(
+    "PUT",
+    client.url(`/manifests/${reference.tag}`),
+    { "content-type": image.manifest.mediaType },
+    image.manifestBytes,
+  );
+  expect(put, [201, 204], `putting the manifest ${reference.tag}`);
+  return {
+    reference: `${reference.registry}/${reference.repository}:${reference.tag}`,
+    digest: image.manifest.digest,
+    uploaded,
+    skipped,
+  };
+}
