@@ -40,7 +40,7 @@ export function formatFindings(file: string, findings: readonly Finding[]): stri
   return findings
     .map(
       (f) =>
-        `${file}:${f.line}:${f.column}: ${f.severity}: ${f.path ? `${f.path}: ` : ""}${f.message}${f.hint ? `\n    fix: ${f.hint}` : ""}`,
+        `${file}:${f.line}:${f.column}: ${f.severity}: ${f.message}${f.path ? ` [${f.path}]` : ""}${f.hint ? `\n  hint: ${f.hint}` : ""}`,
     )
     .join("\n");
 }

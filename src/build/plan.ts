@@ -546,9 +546,10 @@ export function makePlan(input: PlanInput): Plan {
         }),
       );
   };
+  // No build id in the image: the same inputs give the same digest (build.json records the id).
   const labels = {
     "org.opencontainers.image.version": spec.from_repo.version ?? input.specHash.slice(0, 12),
-    "io.osimg.build-id": input.buildId,
+    "io.osimg.spec-sha256": input.specHash,
   };
   if (kind === "container-disk")
     oci(

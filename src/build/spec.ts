@@ -568,10 +568,14 @@ function addIssue(parsed: ParsedSpec, sink: FindingSink, issue: ZodIssue, data: 
     });
     return;
   }
+  // Checks say what is wrong ("is not absolute"); the finding names the field it is about.
+  const field = String(issue.path.filter((p) => typeof p === "string").at(-1) ?? "value");
+  const index = issue.path.at(-1);
+  const subject = typeof index === "number" ? `${field}[${index}]` : field;
   findingAt(parsed, sink, {
     code: params?.code ?? `spec.${issue.code}`,
     path,
-    message: issue.message,
+    message: /^(is|contains|must|names) /.test(issue.message) ? `${subject} ${issue.message}` : issue.message,
     hint: params?.hint,
   });
 }

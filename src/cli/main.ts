@@ -3,6 +3,7 @@ import { Command, InvalidArgumentError } from "commander";
 import { defaultDataDir } from "../config/paths.ts";
 import { type ObjectRef, parseObjectRef } from "../kube/client.ts";
 import { startServer } from "../server/serve.ts";
+import { registerBuildCommands } from "./build.ts";
 import { registerCatalogCommands } from "./catalog.ts";
 import { registerCatalogVerify } from "./catalog-verify.ts";
 import { registerImageCommands } from "./image.ts";
@@ -77,5 +78,6 @@ program
 registerCatalogVerify(registerCatalogCommands(program));
 registerImageCommands(program);
 registerVmCommands(program);
+registerBuildCommands(program);
 
 await program.parseAsync(process.argv);

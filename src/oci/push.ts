@@ -5,7 +5,7 @@
 import { createReadStream } from "node:fs";
 import { request as httpRequest, type IncomingMessage } from "node:http";
 import { request as httpsRequest } from "node:https";
-import { blobPath, type Descriptor, readLayoutImage } from "./layout.ts";
+import { blobPath, type Descriptor, MEDIA_TYPES, readLayoutImage } from "./layout.ts";
 
 export interface ImageReference {
   registry: string;
@@ -203,4 +203,32 @@ export async function pushLayout(options: PushOptions): Promise<PushResult> {
     uploaded,
     skipped,
   };
+}
+
+/** Deletes the manifest a reference names (the registry must allow deletes). */
+export async function deleteImage(options: {
+  reference: string;
+  tlsVerify: boolean;
+  env?: NodeJS.ProcessEnv;
+}): Promise<{ digest: string }> {
+  const reference = parseReference(options.reference);
+  const client = new RegistryClient(reference, options.tlsVerify, options.env ?? process.env);
+  const accept = [
+    MEDIA_TYPES.manifest,
+    MEDIA_TYPES.index,
+    "application/vnd.docker.distribution.manifest.v2+json",
+  ].join(", ");
+  const head = await client.send("HEAD", client.url(`/manifests/${reference.tag}`), { accept });
+  if (head.status === 404) throw new Error(`${options.reference} does not exist in the registry`);
+  expect(head, [200], `looking up ${options.reference}`);
+  const digest = String(head.headers["docker-content-digest"] ?? "");
+  if (!digest.startsWith("sha256:"))
+    throw new Error(`the registry did not say the digest of ${options.reference}`);
+  const deleted = await client.send("DELETE", client.url(`/manifests/${digest}`));
+  if (deleted.status === 405)
+    throw new Error(
+      `the registry of ${options.reference} does not allow deletes (docker-registry: REGISTRY_STORAGE_DELETE_ENABLED=true)`,
+    );
+  expect(deleted, [202, 200], `deleting ${options.reference}`);
+  return { digest };
 }

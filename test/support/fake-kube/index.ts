@@ -6,3 +6,4 @@ export { BUILTIN_TYPES, type KubeObject, type ResourceType } from "./resources.t
 export { validateAgainst } from "./schema.ts";
 export { type FailureRule, FakeKube, type FakeKubeOptions, type RecordedRequest } from "./server.ts";
 export type { Status } from "./status.ts";
+export { JobController, type PodRun, type PodRunner } from "./jobs.ts";
