@@ -3,76 +3,23 @@
 // the image store, booted under TCG with its NoCloud seed, and driven through its whole lifecycle.
 import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
-import { readdir, readFile, symlink, writeFile } from "node:fs/promises";
+import { readFile, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Vm } from "../src/vms/model.ts";
 import { microGuestImage } from "./support/guest-images.ts";
 import { type FixtureServer, startFixtureServer } from "./support/http-fixture-server.ts";
 import { eventually, startTestServer, type TestServer, tempDir } from "./support/server.ts";
+import { BOOT_MS, qemuProcesses, VmApi } from "./support/vm-api.ts";
 
-const BOOT_MS = 180_000;
 const BIN = new URL("../bin/osimg.js", import.meta.url).pathname;
 let images: FixtureServer;
 let server: TestServer;
 let dataDir: string;
 let catalogPath: string;
 
-/** QEMU processes started for VMs under this test's data directory. */
-async function qemuProcesses(): Promise<number[]> {
-  const pids: number[] = [];
-  for (const entry of await readdir("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    const cmdline = await readFile(`/proc/${entry}/cmdline`, "utf8").catch(() => "");
-    if (cmdline.startsWith("qemu-system") && cmdline.includes(dataDir)) pids.push(Number(entry));
-  }
-  return pids;
-}
-
-const vmUrl = (name = "") => `/api/v1/namespaces/demo/vms${name ? `/${name}` : ""}`;
-const getVm = async (name: string) => (await (await server.get(vmUrl(name))).json()) as Vm;
-const post = (path: string, body?: unknown) =>
-  fetch(`${server.url}${path}`, {
-    method: "POST",
-    headers: body ? { "content-type": "application/json" } : {},
-    body: body ? JSON.stringify(body) : undefined,
-  });
-
-async function waitForPhase(name: string, phase: Vm["status"]["phase"], timeoutMs = BOOT_MS): Promise<Vm> {
-  let last: Vm | undefined;
-  await eventually(
-    async () => {
-      last = await getVm(name);
-      if (last.status.phase === "Failed")
-        throw new Error(`VM ${name} failed: ${JSON.stringify(last.status.conditions)}`);
-      return last.status.phase === phase;
-    },
-    timeoutMs,
-    `VM ${name} to be ${phase}`,
-  );
-  return last as Vm;
-}
-
-/** Opens the serial console, sends `input`, and collects what the guest prints until `until` appears. */
-async function consoleExchange(name: string, input: string, until: RegExp): Promise<string> {
-  const socket = new WebSocket(`${server.url.replace("http", "ws")}${vmUrl(name)}/console`);
-  socket.binaryType = "arraybuffer";
-  let output = "";
-  try {
-    await new Promise((resolve, reject) => {
-      socket.onopen = resolve;
-      socket.onerror = () => reject(new Error("console did not open"));
-    });
-    socket.onmessage = (event) => {
-      output += Buffer.from(event.data as ArrayBuffer).toString("latin1");
-    };
-    socket.send(input);
-    await eventually(() => until.test(output), 30_000, `${until} on the console`);
-    return output;
-  } finally {
-    socket.close();
-  }
-}
+const vms = new VmApi(() => server);
+const qemu = () => qemuProcesses(dataDir);
 
 beforeAll(async () => {
   const micro = await microGuestImage();
@@ -97,7 +44,7 @@ afterAll(async () => {
 
 describe("VMs on local QEMU", () => {
   it("refuses sizes below the entry's minimums, listing each field", async () => {
-    const response = await post(vmUrl(), {
+    const response = await vms.post(vms.url(), {
       name: "small",
       image: "Micro",
       cpu: 0,
@@ -114,18 +61,18 @@ describe("VMs on local QEMU", () => {
   });
 
   it("shows what it would run before creating anything (dry run)", async () => {
-    const response = await post(`${vmUrl()}?dryRun=true`, { name: "preview", image: "Micro" });
+    const response = await vms.post(`${vms.url()}?dryRun=true`, { name: "preview", image: "Micro" });
     expect(response.status).toBe(200);
     const { rendered } = (await response.json()) as { rendered: { format: string; text: string } };
     expect(rendered.format).toBe("argv");
     expect(rendered.text).toContain("qemu-system-x86_64");
-    expect((await server.get(vmUrl("preview"))).status).toBe(404);
+    expect((await server.get(vms.url("preview"))).status).toBe(404);
   });
 
   it(
     "creates a VM that pulls its image, boots with the NoCloud seed and becomes Ready",
     async () => {
-      const response = await post(vmUrl(), {
+      const response = await vms.post(vms.url(), {
         name: "m1",
         image: "Micro",
         sshKeys: [],
@@ -133,7 +80,7 @@ describe("VMs on local QEMU", () => {
       });
       expect(response.status).toBe(201);
       expect(((await response.json()) as Vm).status.phase).toBe("Provisioning");
-      const vm = await waitForPhase("m1", "Ready");
+      const vm = await vms.waitForPhase("m1", "Ready");
       expect(vm.status.runtime).toMatch(/^qemu (tcg|kvm), machine q35$/);
       expect(vm.status.timeToReadyMs).toBeGreaterThan(0);
       expect(vm.status.conditions.find((c) => c.type === "Ready")).toMatchObject({ status: "True" });
@@ -142,25 +89,25 @@ describe("VMs on local QEMU", () => {
       expect(serial).toContain("hostname=m1");
       expect(serial).toContain("marker-from-catalog");
       expect(serial).toContain("marker-from-user");
-      expect(await qemuProcesses()).toHaveLength(1);
+      expect(await qemu()).toHaveLength(1);
     },
     BOOT_MS + 60_000,
   );
 
   it("refuses a second VM of the same name, and an action the phase does not allow", async () => {
-    expect((await post(vmUrl(), { name: "m1", image: "Micro" })).status).toBe(409);
-    const response = await post(`${vmUrl("m1")}/unpause`);
+    expect((await vms.post(vms.url(), { name: "m1", image: "Micro" })).status).toBe(409);
+    const response = await vms.post(`${vms.url("m1")}/unpause`);
     expect(response.status).toBe(409);
     expect(await response.json()).toMatchObject({ error: "invalid_action" });
   });
 
   it("bridges the serial console over WebSocket: the guest answers what is typed", async () => {
-    const output = await consoleExchange("m1", "hostname\n", /\nm1\r?\n/);
+    const output = await vms.consoleExchange("m1", "hostname\n", /\nm1\r?\n/);
     expect(output).toContain("m1");
   }, 60_000);
 
   it("serves VNC over WebSocket (the RFB handshake, ready for noVNC)", async () => {
-    const socket = new WebSocket(`${server.url.replace("http", "ws")}${vmUrl("m1")}/vnc`, ["binary"]);
+    const socket = new WebSocket(`${server.url.replace("http", "ws")}${vms.url("m1")}/vnc`, ["binary"]);
     socket.binaryType = "arraybuffer";
     const greeting = await new Promise<string>((resolve, reject) => {
       socket.onmessage = (event) => resolve(Buffer.from(event.data as ArrayBuffer).toString("latin1"));
@@ -189,9 +136,9 @@ describe("VMs on local QEMU", () => {
   }, 90_000);
 
   it("pauses and unpauses", async () => {
-    expect(((await (await post(`${vmUrl("m1")}/pause`)).json()) as Vm).status.phase).toBe("Paused");
-    expect(((await (await post(`${vmUrl("m1")}/unpause`)).json()) as Vm).status.phase).toBe("Ready");
-    await consoleExchange("m1", "echo still-$((20+22))\n", /still-42/);
+    expect(((await (await vms.post(`${vms.url("m1")}/pause`)).json()) as Vm).status.phase).toBe("Paused");
+    expect(((await (await vms.post(`${vms.url("m1")}/unpause`)).json()) as Vm).status.phase).toBe("Ready");
+    await vms.consoleExchange("m1", "echo still-$((20+22))\n", /still-42/);
   }, 60_000);
 
   it(
@@ -200,8 +147,8 @@ describe("VMs on local QEMU", () => {
       const bootIds = async () =>
         (await readFile(join(dataDir, "vms/demo/m1/serial.log"), "utf8")).match(/boot id=\S+/g) ?? [];
       const before = await bootIds();
-      expect((await post(`${vmUrl("m1")}/restart`)).status).toBe(200);
-      await waitForPhase("m1", "Ready");
+      expect((await vms.post(`${vms.url("m1")}/restart`)).status).toBe(200);
+      await vms.waitForPhase("m1", "Ready");
       await eventually(async () => (await bootIds()).length > before.length, 60_000, "a new boot");
     },
     BOOT_MS,
@@ -210,31 +157,31 @@ describe("VMs on local QEMU", () => {
   it(
     "stops cleanly (ACPI power-down) and starts again",
     async () => {
-      expect((await post(`${vmUrl("m1")}/stop`)).status).toBe(200);
-      await waitForPhase("m1", "Stopped", 90_000);
-      expect(await qemuProcesses()).toEqual([]);
-      expect((await post(`${vmUrl("m1")}/start`)).status).toBe(200);
-      await waitForPhase("m1", "Ready");
+      expect((await vms.post(`${vms.url("m1")}/stop`)).status).toBe(200);
+      await vms.waitForPhase("m1", "Stopped", 90_000);
+      expect(await qemu()).toEqual([]);
+      expect((await vms.post(`${vms.url("m1")}/start`)).status).toBe(200);
+      await vms.waitForPhase("m1", "Ready");
     },
     BOOT_MS + 90_000,
   );
 
   it("survives a server restart: running VMs are re-attached", async () => {
-    const pids = await qemuProcesses();
+    const pids = await qemu();
     await server.stop();
-    expect(await qemuProcesses()).toEqual(pids);
+    expect(await qemu()).toEqual(pids);
     server = await startTestServer({ catalogPath, dataDir });
-    const vm = await getVm("m1");
+    const vm = await vms.get("m1");
     expect(vm.status.phase).toBe("Ready");
-    await consoleExchange("m1", "echo attached-$((1+1))\n", /attached-2/);
+    await vms.consoleExchange("m1", "echo attached-$((1+1))\n", /attached-2/);
   }, 120_000);
 
   it("tells what happened to a VM that died while the server was down", async () => {
     await server.stop();
-    for (const pid of await qemuProcesses()) process.kill(pid, "SIGKILL");
-    await eventually(async () => (await qemuProcesses()).length === 0, 10_000, "QEMU to die");
+    for (const pid of await qemu()) process.kill(pid, "SIGKILL");
+    await eventually(async () => (await qemu()).length === 0, 10_000, "QEMU to die");
     server = await startTestServer({ catalogPath, dataDir });
-    const vm = await getVm("m1");
+    const vm = await vms.get("m1");
     expect(vm.status.phase).toBe("Failed");
     expect(vm.status.conditions.find((c) => c.type === "Failure")).toMatchObject({
       reason: "ExitedWhileAway",
@@ -242,23 +189,23 @@ describe("VMs on local QEMU", () => {
   }, 120_000);
 
   it("deletes a VM and everything created for it", async () => {
-    const response = await fetch(`${server.url}${vmUrl("m1")}`, { method: "DELETE" });
+    const response = await vms.delete("m1");
     expect(response.status).toBe(204);
-    expect((await server.get(vmUrl("m1"))).status).toBe(404);
+    expect((await server.get(vms.url("m1"))).status).toBe(404);
     expect(existsSync(join(dataDir, "vms/demo/m1"))).toBe(false);
-    expect(await qemuProcesses()).toEqual([]);
+    expect(await qemu()).toEqual([]);
   }, 60_000);
 
   it(
     "boots the same image under UEFI (OVMF with a per-VM vars copy)",
     async () => {
-      expect((await post(vmUrl(), { name: "m2", image: "Micro EFI" })).status).toBe(201);
-      const vm = await waitForPhase("m2", "Ready");
+      expect((await vms.post(vms.url(), { name: "m2", image: "Micro EFI" })).status).toBe(201);
+      const vm = await vms.waitForPhase("m2", "Ready");
       expect(vm.status.runtime).toContain("machine q35");
       expect(existsSync(join(dataDir, "vms/demo/m2/efi-vars.fd"))).toBe(true);
-      const response = await fetch(`${server.url}${vmUrl("m2")}`, { method: "DELETE" });
+      const response = await vms.delete("m2");
       expect(response.status).toBe(204);
-      expect(await qemuProcesses()).toEqual([]);
+      expect(await qemu()).toEqual([]);
     },
     BOOT_MS + 60_000,
   );
