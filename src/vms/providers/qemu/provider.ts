@@ -394,7 +394,18 @@ export class QemuProvider extends EventEmitter<VmProviderEvents> implements VmPr
       this.#setPhase(live, "Running");
       this.#watchReadiness(live, consoleOffset);
     } catch (error) {
-      this.#fail(live, "StartFailed", error instanceof Error ? error.message : String(error));
+      if (
+        (error as NodeJS.ErrnoException).code === "ENOENT" &&
+        String((error as Error).message).includes("qemu")
+      ) {
+        this.#fail(
+          live,
+          "QemuMissing",
+          "QEMU is not installed: install the Debian package qemu-system-x86 (npm start does, as root)",
+        );
+      } else {
+        this.#fail(live, "StartFailed", error instanceof Error ? error.message : String(error));
+      }
     }
   }
 
