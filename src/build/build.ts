@@ -161,6 +161,17 @@ export async function toolVersions(): Promise<Record<string, string>> {
   return { ...Object.fromEntries(entries), node: process.version };
 }
 
+let mmdebstrapVersion: Promise<string> | undefined;
+
+/** `mmdebstrap --version`, asked once per process (it is part of the cache key). */
+function mmdebstrapVersionOnce(): Promise<string> {
+  mmdebstrapVersion ??= run("mmdebstrap", ["--version"]).then(
+    (r) => r.stdout.trim(),
+    () => "mmdebstrap (not installed)",
+  );
+  return mmdebstrapVersion;
+}
+
 export interface PreparedBuild {
   parsed: ParsedSpec;
   plan: Plan;
@@ -204,9 +215,7 @@ export async function prepareBuild(options: BuildOptions, buildId: string): Prom
     });
     throw new SpecError(options.specFile, sink.findings);
   }
-  const mmdebstrapVersion = (
-    await run("mmdebstrap", ["--version"]).catch(() => ({ stdout: "mmdebstrap (not installed)" }))
-  ).stdout.trim();
+  const mmdebstrapVersion = await mmdebstrapVersionOnce();
   const outDir = resolve(options.outDir);
   const workDir = options.debug
     ? join(outDir, "work")

@@ -408,7 +408,7 @@ export function makePlan(input: PlanInput): Plan {
         `run ${basename(spec.chroot_script.path)} inside the image`,
         mmdebstrap(input.rootless, [
           "--variant=custom",
-          "--skip=setup,update,download,cleanup/apt,cleanup/mmdebstrap,check/signed-by",
+          "--skip=setup,update,download,cleanup/apt,cleanup/mmdebstrap,cleanup/run,cleanup/tmp,check/signed-by",
           "--setup-hook=tar-in customized.tar /",
           "--customize-hook=upload chroot-script /osimg-chroot-script",
           `--customize-hook=${CHROOT_HOOK}`,

@@ -3,7 +3,7 @@
 // whole pipeline runs in seconds without downloading Debian, and a pod runner for the fake Kubernetes API
 // server's Job controller that runs the pod's osimg command on this machine.
 import { spawn } from "node:child_process";
-import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { type TarHeader, TarWriter } from "../../src/build/tar.ts";
@@ -138,6 +138,8 @@ export async function writeSyntheticRootfs(path: string): Promise<void> {
   await writer.add(link("bin", "usr/bin"));
   await writer.add(link("lib", "usr/lib"));
   await writer.add(link("sbin", "usr/sbin"));
+  // Points out of the image if followed on the host: the builder must resolve it inside the image.
+  await writer.add(link("etc/evil", "/../../tmp"));
   await file("usr/bin/busybox", await readFile("/bin/busybox"), 0o755);
   for (const tool of ["sh", "echo", "cat", "touch", "mkdir", "ls", "rm", "chmod", "id", "printf", "mv", "cp"])
     await writer.add(link(`usr/bin/${tool}`, "busybox"));
@@ -162,7 +164,6 @@ export async function writeSyntheticRootfs(path: string): Promise<void> {
   await file("boot/vmlinuz-6.1.0-synthetic", Buffer.alloc(64 * 1024, 1));
   await file("boot/initrd.img-6.1.0-synthetic", Buffer.alloc(64 * 1024, 2));
   await writer.finish();
-  const { rename } = await import("node:fs/promises");
   await rename(`${path}.partial`, path);
 }
 
