@@ -21,11 +21,18 @@ export const VmCreateRequest = z.object({
     .describe("root disk size; default: the entry's MIN_STORAGE, else the image's size"),
   sshKeys: z.array(z.string()).max(32).default([]),
   password: z.string().max(256).optional().describe("a password for CLOUD_USER; never returned by the API"),
+  cloudInit: z
+    .string()
+    .max(64 * 1024)
+    .optional()
+    .describe(
+      "the VM's cloud-init in place of the entry's CLOUD_INIT (the Create VM dialog's editor, prefilled with it); default: the entry's",
+    ),
   userData: z
     .string()
     .max(64 * 1024)
     .optional()
-    .describe("#cloud-config merged over the entry's CLOUD_INIT"),
+    .describe("#cloud-config merged over the entry's CLOUD_INIT (or over cloudInit when given)"),
   runStrategy: z.enum(RUN_STRATEGIES).default("Always"),
 });
 export type VmCreateRequest = z.input<typeof VmCreateRequest>;

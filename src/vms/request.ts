@@ -126,14 +126,16 @@ export function validateVmRequest(raw: unknown, context: RequestContext): Reques
     });
   }
 
-  errors.push(...userDataErrors(request, entrySpec.cloudUser as string, entrySpec.cloudInit));
+  // The Create VM dialog sends its editor's text, which replaces the entry's CLOUD_INIT for this VM.
+  const cloudInit = request.cloudInit ?? entrySpec.cloudInit;
+  errors.push(...userDataErrors(request, entrySpec.cloudUser as string, cloudInit));
   if (errors.length > 0 || !memory || !storage) return { ok: false, errors };
   return {
     ok: true,
     spec: {
       namespace: context.namespace,
       name: request.name,
-      image: imageOf(entry),
+      image: { ...imageOf(entry), cloudInit },
       cpu,
       memory: memory.text,
       memoryBytes: memory.bytes,
@@ -189,7 +191,15 @@ function userDataErrors(
     return [];
   } catch (error) {
     if (!(error instanceof UserDataError)) throw error;
-    const field = error.field === "CLOUD_INIT" || error.field === "cloudUser" ? "image" : error.field;
+    // A broken CLOUD_INIT is the catalog's fault, unless the request brought its own (cloudInit).
+    const field =
+      error.field === "CLOUD_INIT"
+        ? request.cloudInit !== undefined
+          ? "cloudInit"
+          : "image"
+        : error.field === "cloudUser"
+          ? "image"
+          : error.field;
     const where = error.line !== undefined ? ` (line ${error.line}, column ${error.column ?? 1})` : "";
     return [{ field, message: `${error.detail}${where}`, hint: error.hint }];
   }

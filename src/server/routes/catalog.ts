@@ -1,5 +1,6 @@
 // The catalog on two APIs: Kube-DC's (entries exactly as written, byte for byte what Kube-DC answers)
 // and osimg's own versioned one (parsed values, findings, reload state).
+import { createHash } from "node:crypto";
 import type { FastifyReply } from "fastify";
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
@@ -83,14 +84,34 @@ export function catalogRoutes(
         schema: {
           summary: "The catalog with parsed values, findings and reload state",
           tags: ["catalog"],
-          response: { 200: CatalogResponse, 503: ErrorBody },
+          description:
+            "Supports ETag / If-None-Match: the UI polls it every second, and an unchanged catalog answers 304.",
+          response: { 200: CatalogResponse, 304: z.null(), 503: ErrorBody },
         },
       },
-      async () => {
+      async (request, reply) => {
         const served = state.served;
         const reload = state.lastReload;
         if (!served && !reload) throw noCatalog();
         const catalog = served?.catalog;
+        const checks = verification?.();
+        // What the answer is made of, without serializing it: the served catalog, the latest reload and
+        // the image checks (small, and they change on their own).
+        const etag = `"${createHash("sha256")
+          .update(
+            JSON.stringify([
+              catalog?.version,
+              state.servingLastGood,
+              reload?.at.getTime(),
+              reload?.ok,
+              reload?.version,
+              checks,
+            ]),
+          )
+          .digest("base64url")
+          .slice(0, 27)}"`;
+        reply.header("etag", etag).header("cache-control", "no-cache");
+        if (matchesEtag(request.headers["if-none-match"], etag)) return reply.status(304).send(null);
         return {
           version: catalog?.version ?? "",
           source: catalog?.source ?? (reload as NonNullable<typeof reload>).source,
@@ -109,7 +130,7 @@ export function catalogRoutes(
           counts: { entries: catalog?.entries.length ?? 0, ...countBySeverity(catalog?.findings ?? []) },
           entries: catalog?.entries ?? [],
           findings: catalog?.findings ?? [],
-          ...(verification ? { verification: verification() } : {}),
+          ...(checks ? { verification: checks } : {}),
         };
       },
     );
