@@ -41,13 +41,14 @@ describe("cloudInit in a VM request", () => {
 
   it("names cloudInit, with line and column, when the editor's text is not valid", () => {
     const result = validateVmRequest(
-      { name: "vm1", image, cloudInit: "#cloud-config\npackages: [nginx\n" },
+      { name: "vm1", image, cloudInit: "#cloud-config\npackages: a: b\n" },
       context,
     );
     expect(result.ok).toBe(false);
     if (result.ok) return;
     expect(result.errors).toHaveLength(1);
     expect(result.errors[0]?.field).toBe("cloudInit");
-    expect(result.errors[0]?.message).toMatch(/not valid YAML.*\(line \d+, column \d+\)/);
+    expect(result.errors[0]?.message).toMatch(/not valid YAML.*\(line 2, column \d+\)/);
+    expect(result.errors[0]).toMatchObject({ line: 2, column: expect.any(Number) });
   });
 });

@@ -19,6 +19,9 @@ export interface FieldError {
   /** The smallest acceptable value, for a size below the entry's minimum. */
   minimum?: string;
   hint?: string;
+  /** Where in the field's text (cloud-init): for an editor to mark the line. */
+  line?: number;
+  column?: number;
 }
 
 export type RequestResult = { ok: true; spec: VmSpec } | { ok: false; errors: FieldError[] };
@@ -201,7 +204,8 @@ function userDataErrors(
           ? "image"
           : error.field;
     const where = error.line !== undefined ? ` (line ${error.line}, column ${error.column ?? 1})` : "";
-    return [{ field, message: `${error.detail}${where}`, hint: error.hint }];
+    const position = error.line !== undefined ? { line: error.line, column: error.column ?? 1 } : {};
+    return [{ field, message: `${error.detail}${where}`, hint: error.hint, ...position }];
   }
 }
 

@@ -19,6 +19,8 @@ const ValidationError = ErrorBody.extend({
       message: z.string(),
       minimum: z.string().optional(),
       hint: z.string().optional(),
+      line: z.number().optional().describe("where in the field's text (cloudInit, userData)"),
+      column: z.number().optional(),
     }),
   ),
 });
