@@ -1,26 +1,23 @@
-// The catalog from a ConfigMap, watched through the Kubernetes API: list it (by name, with a field
-// selector), then watch from the list's resourceVersion with bookmarks. A watch that ends is resumed
-// from the last resourceVersion seen; one that fails is retried with backoff after a fresh list; 410 Gone
-// (history compacted) and "resourceVersion too large" (a restored etcd) lead to a fresh list at once.
-// Every ConfigMap version is offered to the CatalogState like file.ts does; a rejected one is also
-// reported as a Warning Event on the ConfigMap, once per catalog version across all replicas.
+// The catalog from a ConfigMap, watched through the Kubernetes API (list by name with a field selector,
+// then watch from the list's resourceVersion with bookmarks; resumed, relisted on 410 Gone and retried
+// with backoff by ListWatch). Every ConfigMap version is offered to the CatalogState like file.ts does; a
+// rejected one is also reported as a Warning Event on the ConfigMap, once per catalog version across all
+// replicas.
 //
 // Positions: the catalog is built from the data["images.yaml"] string itself, so findings' line:column
 // count within images.yaml (what `kubectl get cm NAME -o jsonpath='{.data.images\.yaml}'` prints and
 // what `kubectl create configmap --from-file=images.yaml` was made from) and the catalog version is the
 // sha256 of that string: equal on every replica and unchanged by metadata-only edits (labels,
 // annotations, managedFields), which a whole-manifest hash would not be.
+//
+// Project overlays (OverlayCatalogSource): ConfigMaps labelled osimg.io/catalog=true in any namespace,
+// watched the same way; each one adds entries to its own namespace only.
 import { hostname } from "node:os";
-import {
-  CoreV1Api,
-  type CoreV1Event,
-  type KubeConfig,
-  type V1ConfigMap,
-  Watch,
-} from "@kubernetes/client-node";
+import { CoreV1Api, type CoreV1Event, type KubeConfig, type V1ConfigMap } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import { stringify } from "yaml";
 import { type KubeFailure, kubeFailure } from "../../kube/client.ts";
+import { ListWatch } from "../../kube/list-watch.ts";
 import {
   buildCatalog,
   type Catalog,
@@ -51,36 +48,121 @@ export interface ConfigMapSourceOptions {
   backoff?: { initialMs: number; maxMs: number };
 }
 
-/** How one watch ended. */
-type WatchOutcome = "ended" | "relist" | "failed";
-
 export const EVENT_REASON = "CatalogInvalid";
 const EVENT_MESSAGE_LIMIT = 1024;
 const REPORTED_ERRORS = 3;
-/** A watch that stayed open this long (or delivered anything) shows the connection works. */
-const HEALTHY_WATCH_MS = 1000;
+/** The label that makes a ConfigMap in a tenant namespace a project overlay. */
+export const OVERLAY_LABEL = "osimg.io/catalog";
+export const OVERLAY_SELECTOR = `${OVERLAY_LABEL}=true`;
+
+/** The catalog of one ConfigMap: its images.yaml, or the ConfigMap itself when the key is missing. */
+export function configMapCatalog(configMap: V1ConfigMap, source: CatalogSource): Catalog {
+  const text = configMap.data?.[CONFIGMAP_KEY];
+  // Without the key, the parser reads the ConfigMap itself and names the key it found instead.
+  return text === undefined
+    ? buildCatalog(stringify({ apiVersion: "v1", kind: "ConfigMap", data: configMap.data ?? {} }), source)
+    : buildCatalog(text, source);
+}
+
+/** Reports rejected catalogs as Warning Events on their ConfigMap, once per catalog version. */
+class CatalogEvents {
+  readonly #core: CoreV1Api;
+  readonly #logger: Logger;
+  readonly #instance: string;
+  readonly #reported = new Set<string>();
+  count = 0;
+
+  constructor(core: CoreV1Api, logger: Logger, instance: string | undefined) {
+    this.#core = core;
+    this.#logger = logger;
+    this.#instance = instance ?? hostname();
+  }
+
+  /** The Event's name derives from the catalog version, so replicas create it once. */
+  async report(configMap: V1ConfigMap, candidate: Catalog, servedVersion: string | undefined): Promise<void> {
+    const namespace = configMap.metadata?.namespace as string;
+    const name = configMap.metadata?.name as string;
+    const key = `${namespace}/${name}/${candidate.version}`;
+    if (this.#reported.has(key)) return;
+    this.#reported.add(key);
+    const now = new Date();
+    const event: CoreV1Event = {
+      metadata: {
+        name: `${name.slice(0, 200)}.catalog-invalid.${candidate.version.slice(0, 16)}`,
+        namespace,
+      },
+      involvedObject: {
+        apiVersion: "v1",
+        kind: "ConfigMap",
+        namespace,
+        name,
+        uid: configMap.metadata?.uid,
+        resourceVersion: configMap.metadata?.resourceVersion,
+        fieldPath: `data[${CONFIGMAP_KEY}]`,
+      },
+      reason: EVENT_REASON,
+      type: "Warning",
+      message: eventMessage(candidate, servedVersion),
+      source: { component: "osimg" },
+      reportingComponent: "osimg",
+      reportingInstance: this.#instance,
+      firstTimestamp: now,
+      lastTimestamp: now,
+      count: 1,
+    };
+    try {
+      await this.#core.createNamespacedEvent({ namespace, body: event });
+      this.count++;
+    } catch (error) {
+      const failure = kubeFailure(error);
+      if (failure.code === 409) return; // another replica reported this version first
+      this.#logger.warn(
+        { code: failure.code },
+        `cannot create an Event on ConfigMap ${namespace}/${name}: ${failure.message}`,
+      );
+    }
+  }
+}
 
 export class ConfigMapCatalogSource implements EditableSource {
   readonly #options: ConfigMapSourceOptions;
   readonly #core: CoreV1Api;
-  readonly #watcher: Watch;
-  readonly #reported = new Set<string>();
-  #resourceVersion: string | undefined;
+  readonly #listWatch: ListWatch<V1ConfigMap>;
+  readonly #events: CatalogEvents;
   /** The version last offered to the state (or why none could be), so equal content is offered once. */
   #offered: string | undefined;
-  #stopped = false;
-  /** Ends the current watch (it resolves "ended"); set while one runs. */
-  #cancelWatch: (() => void) | undefined;
-  #wake: (() => void) | undefined;
-  #loop: Promise<void> | undefined;
-  #failures = 0;
-  /** Counters for tests and logs: lists done, watches opened, relists after 410 or a too-large resourceVersion, Events created. */
-  readonly stats = { lists: 0, watches: 0, relists: 0, events: 0 };
 
   constructor(options: ConfigMapSourceOptions) {
     this.#options = options;
+    const { namespace, name, state } = options;
     this.#core = options.kubeConfig.makeApiClient(CoreV1Api);
-    this.#watcher = new Watch(options.kubeConfig);
+    this.#events = new CatalogEvents(this.#core, options.logger, options.instance);
+    const fieldSelector = `metadata.name=${name}`;
+    this.#listWatch = new ListWatch<V1ConfigMap>({
+      kubeConfig: options.kubeConfig,
+      logger: options.logger,
+      what: `ConfigMap ${namespace}/${name}`,
+      path: `/api/v1/namespaces/${encodeURIComponent(namespace)}/configmaps`,
+      fieldSelector,
+      list: () => this.#core.listNamespacedConfigMap({ namespace, fieldSelector }),
+      onList: (items) => {
+        const found = items[0];
+        if (found) this.#offerConfigMap(found);
+        else this.#offerMissing(`ConfigMap ${namespace}/${name} does not exist`);
+      },
+      onListFailed: (failure) => {
+        // Before any catalog is served, say why on /api/v1/catalog; afterwards a blip must not look like a bad catalog.
+        if (!state.served)
+          this.#offerMissing(`cannot read ConfigMap ${namespace}/${name}: ${describe(failure)}`);
+      },
+      onEvent: (type, configMap) => {
+        if (type === "DELETED") this.#offerMissing(`ConfigMap ${namespace}/${name} was deleted`);
+        else this.#offerConfigMap(configMap);
+      },
+      watchTimeoutSeconds: options.watchTimeoutSeconds,
+      idleTimeoutMs: options.idleTimeoutMs,
+      backoff: options.backoff,
+    });
   }
 
   get source(): CatalogSource {
@@ -89,20 +171,21 @@ export class ConfigMapCatalogSource implements EditableSource {
 
   /** The resourceVersion the next watch resumes from. */
   get resourceVersion(): string | undefined {
-    return this.#resourceVersion;
+    return this.#listWatch.resourceVersion;
+  }
+
+  /** Counters for tests and logs: lists done, watches opened, relists after 410 or a too-large resourceVersion, Events created. */
+  get stats(): { lists: number; watches: number; relists: number; events: number } {
+    return { ...this.#listWatch.stats, events: this.#events.count };
   }
 
   /** Lists the ConfigMap once (served when good), then keeps watching it in the background. */
   async start(): Promise<void> {
-    const listed = await this.#list();
-    this.#loop = this.#run(listed);
+    await this.#listWatch.start();
   }
 
   async stop(): Promise<void> {
-    this.#stopped = true;
-    this.#cancelWatch?.();
-    this.#wake?.();
-    await this.#loop;
+    await this.#listWatch.stop();
   }
 
   /** The images.yaml text as the API server holds it now. */
@@ -148,169 +231,14 @@ export class ConfigMapCatalogSource implements EditableSource {
     }
   }
 
-  async #run(listed: boolean): Promise<void> {
-    let needList = !listed;
-    while (!this.#stopped) {
-      if (needList) {
-        if (!(await this.#list())) {
-          await this.#backoff();
-          continue;
-        }
-        needList = false;
-      }
-      const { outcome, healthy } = await this.#watchOnce();
-      if (this.#stopped) return;
-      // Backoff grows across failures and is forgotten once a watch has worked.
-      if (healthy) this.#failures = 0;
-      if (outcome === "relist") {
-        this.stats.relists++;
-        needList = true;
-      } else if (outcome === "failed" || !healthy) {
-        // A watch the server ends at once, again and again, must not become a busy loop.
-        needList = true;
-        await this.#backoff();
-      }
-    }
-  }
-
-  async #backoff(): Promise<void> {
-    const { initialMs, maxMs } = this.#options.backoff ?? { initialMs: 200, maxMs: 10_000 };
-    const ceiling = Math.min(maxMs, initialMs * 2 ** this.#failures);
-    this.#failures++;
-    // Equal jitter: replicas that lost the server together do not come back in lockstep.
-    const wait = ceiling / 2 + Math.random() * (ceiling / 2);
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, wait);
-      this.#wake = () => {
-        clearTimeout(timer);
-        resolve();
-      };
-    });
-    this.#wake = undefined;
-  }
-
-  /** Lists the ConfigMap by name; offers what it finds. False when the API server could not answer. */
-  async #list(): Promise<boolean> {
-    const { namespace, name, logger, state } = this.#options;
-    this.stats.lists++;
-    try {
-      const list = await this.#core.listNamespacedConfigMap({
-        namespace,
-        fieldSelector: `metadata.name=${name}`,
-      });
-      this.#resourceVersion = list.metadata?.resourceVersion;
-      const found = list.items[0];
-      if (found) this.#offerConfigMap(found);
-      else this.#offerMissing(`ConfigMap ${namespace}/${name} does not exist`);
-      return true;
-    } catch (error) {
-      const failure = kubeFailure(error);
-      logger.warn(
-        { code: failure.code, reason: failure.reason },
-        `cannot list ConfigMap ${namespace}/${name}: ${failure.message}`,
-      );
-      // Before any catalog is served, say why on /api/v1/catalog; afterwards a blip must not look like a bad catalog.
-      if (!state.served)
-        this.#offerMissing(`cannot read ConfigMap ${namespace}/${name}: ${describe(failure)}`);
-      return false;
-    }
-  }
-
-  /** One watch from the current resourceVersion, until it ends, fails, or asks for a fresh list. */
-  #watchOnce(): Promise<{ outcome: WatchOutcome; healthy: boolean }> {
-    const { namespace, name, logger } = this.#options;
-    const timeoutSeconds = this.#options.watchTimeoutSeconds ?? 300;
-    const idleMs = this.#options.idleTimeoutMs ?? (timeoutSeconds + 30) * 1000;
-    this.stats.watches++;
-    const opened = performance.now();
-    let received = 0;
-    return new Promise((resolve) => {
-      let settled = false;
-      let idle: NodeJS.Timeout | undefined;
-      let controller: AbortController | undefined;
-      const finish = (outcome: WatchOutcome) => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(idle);
-        controller?.abort();
-        this.#cancelWatch = undefined;
-        resolve({ outcome, healthy: received > 0 || performance.now() - opened > HEALTHY_WATCH_MS });
-      };
-      this.#cancelWatch = () => finish("ended");
-      const alive = () => {
-        clearTimeout(idle);
-        idle = setTimeout(() => {
-          logger.warn({ idleMs }, `watch of ConfigMap ${namespace}/${name} went silent; listing again`);
-          finish("failed");
-        }, idleMs);
-        idle.unref();
-      };
-      alive();
-      const onEvent = (type: string, object: unknown) => {
-        alive();
-        received++;
-        const result = this.#onWatchEvent(type, object);
-        if (result) finish(result);
-      };
-      const onDone = (error: unknown) => {
-        if (!error) return finish("ended");
-        const failure = kubeFailure(error);
-        if (!this.#stopped && !settled)
-          logger.warn(
-            { code: failure.code },
-            `watch of ConfigMap ${namespace}/${name} failed: ${failure.message}`,
-          );
-        finish(failure.code === 410 || isTooLarge(failure) ? "relist" : "failed");
-      };
-      this.#watcher
-        .watch(
-          `/api/v1/namespaces/${encodeURIComponent(namespace)}/configmaps`,
-          {
-            fieldSelector: `metadata.name=${name}`,
-            resourceVersion: this.#resourceVersion,
-            allowWatchBookmarks: true,
-            timeoutSeconds,
-          },
-          onEvent,
-          onDone,
-        )
-        .then((opened) => {
-          controller = opened;
-          // Finished while the request was on its way: the stream that just opened is not needed.
-          if (settled) opened.abort();
-        }, onDone);
-    });
-  }
-
-  /** Handles one watch event; returns how the watch must end, or undefined to go on. */
-  #onWatchEvent(type: string, object: unknown): WatchOutcome | undefined {
-    if (type === "ERROR") {
-      const failure = kubeFailure({ body: object });
-      this.#options.logger.info({ code: failure.code }, `watch error: ${failure.message}`);
-      return failure.code === 410 || isTooLarge(failure) ? "relist" : "failed";
-    }
-    const configMap = object as V1ConfigMap;
-    const rv = configMap.metadata?.resourceVersion;
-    if (rv) this.#resourceVersion = rv;
-    if (type === "ADDED" || type === "MODIFIED") this.#offerConfigMap(configMap);
-    else if (type === "DELETED")
-      this.#offerMissing(`ConfigMap ${this.#options.namespace}/${this.#options.name} was deleted`);
-    return undefined;
-  }
-
   #offerConfigMap(configMap: V1ConfigMap): void {
-    const text = configMap.data?.[CONFIGMAP_KEY];
-    // Without the key, the parser reads the ConfigMap itself and names the key it found instead.
-    const candidate =
-      text === undefined
-        ? buildCatalog(
-            stringify({ apiVersion: "v1", kind: "ConfigMap", data: configMap.data ?? {} }),
-            this.source,
-          )
-        : buildCatalog(text, this.source);
+    const candidate = configMapCatalog(configMap, this.source);
     if (candidate.version === this.#offered) return;
     this.#offered = candidate.version;
-    if (!this.#options.state.offer(candidate)) void this.#report(configMap, candidate);
+    const { state } = this.#options;
+    const servedBefore = state.served?.catalog.version;
+    if (!state.offer(candidate) && this.#options.events !== false)
+      void this.#events.report(configMap, candidate, servedBefore);
   }
 
   #offerMissing(why: string): void {
@@ -318,50 +246,90 @@ export class ConfigMapCatalogSource implements EditableSource {
     this.#offered = why;
     this.#options.state.offer(unreadableCatalog(this.source, why));
   }
+}
 
-  /** A Warning Event on the ConfigMap; its name derives from the catalog version, so replicas create it once. */
-  async #report(configMap: V1ConfigMap, candidate: Catalog): Promise<void> {
-    const { namespace, name, logger, state } = this.#options;
-    if (this.#options.events === false || this.#reported.has(candidate.version)) return;
-    this.#reported.add(candidate.version);
-    const now = new Date();
-    const event: CoreV1Event = {
-      metadata: {
-        name: `${name.slice(0, 200)}.catalog-invalid.${candidate.version.slice(0, 16)}`,
-        namespace,
+export interface OverlaySourceOptions {
+  kubeConfig: KubeConfig;
+  state: CatalogState;
+  logger: Logger;
+  /** Report rejected overlays as Events on their ConfigMap; default true. */
+  events?: boolean;
+  instance?: string;
+  watchTimeoutSeconds?: number;
+  idleTimeoutMs?: number;
+  backoff?: { initialMs: number; maxMs: number };
+}
+
+/**
+ * Project overlays: every ConfigMap labelled osimg.io/catalog=true, in any namespace, adds its entries to
+ * that namespace's catalog (see CatalogState.offerOverlay). One list+watch across the cluster.
+ */
+export class OverlayCatalogSource {
+  readonly #options: OverlaySourceOptions;
+  readonly #listWatch: ListWatch<V1ConfigMap>;
+  readonly #events: CatalogEvents;
+  /** namespace/name → the catalog version last offered. */
+  readonly #offered = new Map<string, string>();
+
+  constructor(options: OverlaySourceOptions) {
+    this.#options = options;
+    const core = options.kubeConfig.makeApiClient(CoreV1Api);
+    this.#events = new CatalogEvents(core, options.logger, options.instance);
+    this.#listWatch = new ListWatch<V1ConfigMap>({
+      kubeConfig: options.kubeConfig,
+      logger: options.logger,
+      what: `ConfigMaps labelled ${OVERLAY_SELECTOR}`,
+      path: "/api/v1/configmaps",
+      labelSelector: OVERLAY_SELECTOR,
+      list: () => core.listConfigMapForAllNamespaces({ labelSelector: OVERLAY_SELECTOR }),
+      onList: (items) => {
+        const present = new Set(items.map(keyOf));
+        for (const key of [...this.#offered.keys()]) if (!present.has(key)) this.#remove(key);
+        for (const item of items) this.#offer(item);
       },
-      involvedObject: {
-        apiVersion: "v1",
-        kind: "ConfigMap",
-        namespace,
-        name,
-        uid: configMap.metadata?.uid,
-        resourceVersion: configMap.metadata?.resourceVersion,
-        fieldPath: `data[${CONFIGMAP_KEY}]`,
+      onEvent: (type, configMap) => {
+        if (type === "DELETED") this.#remove(keyOf(configMap));
+        else this.#offer(configMap);
       },
-      reason: EVENT_REASON,
-      type: "Warning",
-      message: eventMessage(candidate, state.served?.catalog.version),
-      source: { component: "osimg" },
-      reportingComponent: "osimg",
-      reportingInstance: this.#options.instance ?? hostname(),
-      firstTimestamp: now,
-      lastTimestamp: now,
-      count: 1,
-    };
-    try {
-      await this.#core.createNamespacedEvent({ namespace, body: event });
-      this.stats.events++;
-    } catch (error) {
-      const failure = kubeFailure(error);
-      if (failure.code === 409) return; // another replica reported this version first
-      logger.warn(
-        { code: failure.code },
-        `cannot create an Event on ConfigMap ${namespace}/${name}: ${failure.message}`,
-      );
-    }
+      watchTimeoutSeconds: options.watchTimeoutSeconds,
+      idleTimeoutMs: options.idleTimeoutMs,
+      backoff: options.backoff,
+    });
+  }
+
+  get stats(): { lists: number; watches: number; relists: number; events: number } {
+    return { ...this.#listWatch.stats, events: this.#events.count };
+  }
+
+  async start(): Promise<void> {
+    await this.#listWatch.start();
+  }
+
+  async stop(): Promise<void> {
+    await this.#listWatch.stop();
+  }
+
+  #offer(configMap: V1ConfigMap): void {
+    const namespace = configMap.metadata?.namespace as string;
+    const name = configMap.metadata?.name as string;
+    const key = `${namespace}/${name}`;
+    const candidate = configMapCatalog(configMap, { kind: "configmap", location: key });
+    if (this.#offered.get(key) === candidate.version) return;
+    this.#offered.set(key, candidate.version);
+    const { state } = this.#options;
+    const before = state.overlay(namespace, name)?.served?.version;
+    if (!state.offerOverlay(namespace, name, candidate) && this.#options.events !== false)
+      void this.#events.report(configMap, candidate, before);
+  }
+
+  #remove(key: string): void {
+    this.#offered.delete(key);
+    const [namespace, name] = key.split("/") as [string, string];
+    this.#options.state.removeOverlay(namespace, name);
   }
 }
+
+const keyOf = (configMap: V1ConfigMap) => `${configMap.metadata?.namespace}/${configMap.metadata?.name}`;
 
 /** The first errors with their images.yaml positions, and what is served instead. */
 export function eventMessage(candidate: Catalog, servedVersion: string | undefined): string {
@@ -375,10 +343,6 @@ export function eventMessage(candidate: Catalog, servedVersion: string | undefin
     : "no catalog is served";
   const message = `catalog ${candidate.version.slice(0, 12)} rejected with ${errors.length} error${errors.length === 1 ? "" : "s"}, ${serving}: ${shown.join("; ")}${more}`;
   return message.length > EVENT_MESSAGE_LIMIT ? `${message.slice(0, EVENT_MESSAGE_LIMIT - 1)}…` : message;
-}
-
-function isTooLarge(failure: KubeFailure): boolean {
-  return failure.code === 504 && /too large resource version/i.test(failure.message);
 }
 
 function describe(failure: KubeFailure): string {
