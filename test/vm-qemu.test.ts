@@ -4,6 +4,8 @@
 import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { readFile, symlink, writeFile } from "node:fs/promises";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Vm } from "../src/vms/model.ts";
@@ -17,6 +19,7 @@ let images: FixtureServer;
 let server: TestServer;
 let dataDir: string;
 let catalogPath: string;
+let stalled: Server;
 
 const vms = new VmApi(() => server);
 const qemu = () => qemuProcesses(dataDir);
@@ -26,19 +29,34 @@ beforeAll(async () => {
   const www = tempDir("osimg-vm-www-");
   await symlink(micro.path, join(www, "micro.qcow2"));
   images = await startFixtureServer({ root: www });
+  // A mirror that answers the headers of a huge image and then never sends a byte.
+  stalled = createServer((_request, response) => {
+    response.writeHead(200, {
+      "content-type": "application/octet-stream",
+      "content-length": String(2 ** 30),
+    });
+  });
+  await new Promise<void>((resolve) => stalled.listen(0, "127.0.0.1", resolve));
+  const stalledHost = `127.0.0.1:${(stalled.address() as AddressInfo).port}`;
   // The server refuses to fetch from loopback unless the mirror is allow-listed.
-  process.env.OSIMG_FETCH_ALLOW = new URL(images.url).host;
+  process.env.OSIMG_FETCH_ALLOW = `${new URL(images.url).host},${stalledHost}`;
   dataDir = tempDir("osimg-vm-data-");
   catalogPath = join(dataDir, "catalog.yaml");
-  const entry = (name: string, firmware: string) =>
-    `  - OS_NAME: "${name}"\n    CLOUD_USER: root\n    OS_IMAGE_URL: "${images.url}/micro.qcow2"\n    MIN_MEMORY: "256Mi"\n    MIN_VCPU: "1"\n    MIN_STORAGE: "1Gi"\n    FIRMWARE_TYPE: "${firmware}"\n    CLOUD_INIT: |\n      #cloud-config\n      runcmd:\n        - echo marker-from-catalog\n`;
-  await writeFile(catalogPath, `images:\n${entry("Micro", "bios")}${entry("Micro EFI", "efi")}`);
+  const entry = (name: string, firmware: string, url = `${images.url}/micro.qcow2`) =>
+    `  - OS_NAME: "${name}"\n    CLOUD_USER: root\n    OS_IMAGE_URL: "${url}"\n    MIN_MEMORY: "256Mi"\n    MIN_VCPU: "1"\n    MIN_STORAGE: "1Gi"\n    FIRMWARE_TYPE: "${firmware}"\n    CLOUD_INIT: |\n      #cloud-config\n      runcmd:\n        - echo marker-from-catalog\n`;
+  const stalledEntry = entry("Stalled", "bios", `http://${stalledHost}/huge.qcow2`);
+  await writeFile(
+    catalogPath,
+    `images:\n${entry("Micro", "bios")}${entry("Micro EFI", "efi")}${stalledEntry}`,
+  );
   server = await startTestServer({ catalogPath, dataDir });
 }, 600_000);
 
 afterAll(async () => {
   await server?.stop();
   await images?.stop();
+  stalled?.closeAllConnections();
+  stalled?.close();
   delete process.env.OSIMG_FETCH_ALLOW;
 });
 
@@ -195,6 +213,19 @@ describe("VMs on local QEMU", () => {
     expect(existsSync(join(dataDir, "vms/demo/m1"))).toBe(false);
     expect(await qemu()).toEqual([]);
   }, 60_000);
+
+  it("deletes a VM at once while its image pull is stalled", async () => {
+    expect((await vms.post(vms.url(), { name: "stuck", image: "Stalled" })).status).toBe(201);
+    await eventually(
+      async () => (await vms.get("stuck")).status.conditions.some((c) => c.reason === "Pulling"),
+      10_000,
+      "the pull to start",
+    );
+    const started = Date.now();
+    expect((await vms.delete("stuck")).status).toBe(204);
+    expect(Date.now() - started).toBeLessThan(5000);
+    expect((await server.get(vms.url("stuck"))).status).toBe(404);
+  }, 30_000);
 
   it(
     "boots the same image under UEFI (OVMF with a per-VM vars copy)",

@@ -72,6 +72,8 @@ interface Live {
   qmp?: QmpClient;
   serial?: SerialHub;
   readiness?: AbortController;
+  /** Cancels an image pull under way, so that a delete does not wait for it. */
+  provisioning?: AbortController;
   stopping?: boolean;
   ipAddresses: string[];
   importProgress?: number;
@@ -201,6 +203,7 @@ export class QemuProvider extends EventEmitter<VmProviderEvents> implements VmPr
 
   async delete(namespace: string, name: string): Promise<void> {
     const live = this.#require(namespace, name);
+    live.provisioning?.abort();
     await this.#enqueue(live, async () => {
       live.stopping = true;
       live.readiness?.abort();
@@ -261,6 +264,7 @@ export class QemuProvider extends EventEmitter<VmProviderEvents> implements VmPr
   async #provision(live: Live): Promise<void> {
     const { spec } = live.record;
     const dir = this.#dir(live.record);
+    live.provisioning = new AbortController();
     try {
       this.#setCondition(live, "ImageReady", "False", "Pulling", `pulling ${spec.image.url}`);
       const base = await this.#baseImage(live);
@@ -305,11 +309,14 @@ export class QemuProvider extends EventEmitter<VmProviderEvents> implements VmPr
       if (live.record.runtime.desired === "running") await this.#start(live);
       else this.#setPhase(live, "Stopped");
     } catch (error) {
+      if (live.provisioning?.signal.aborted) return;
       this.#fail(
         live,
         error instanceof VmError ? "ProvisioningFailed" : "ImagePullFailed",
         error instanceof Error ? error.message : String(error),
       );
+    } finally {
+      live.provisioning = undefined;
     }
   }
 
@@ -325,6 +332,7 @@ export class QemuProvider extends EventEmitter<VmProviderEvents> implements VmPr
     return this.#options.images.pull(image.url, {
       pinnedSha256: image.sha256,
       catalogEntry: image.entryId,
+      signal: live.provisioning?.signal,
       onProgress: (p) => {
         if (p.total) {
           const percent = Math.floor((100 * p.received) / p.total);
