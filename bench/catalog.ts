@@ -23,7 +23,18 @@ const ourPort = await freePort();
 const ourUrl = `http://127.0.0.1:${ourPort}/api/create-vm/demo/os-images`;
 const ours = await startProcess(
   node,
-  [bin, "serve", "--catalog", catalogPath, "--port", String(ourPort), "--data-dir", join(dir, "data")],
+  [
+    bin,
+    "serve",
+    "--auth",
+    "none",
+    "--catalog",
+    catalogPath,
+    "--port",
+    String(ourPort),
+    "--data-dir",
+    join(dir, "data"),
+  ],
   ourUrl,
   {
     OSIMG_LOG_LEVEL: "warn",

@@ -45,6 +45,8 @@ const server = await startProcess(
   [
     bin,
     "serve",
+    "--auth",
+    "none",
     "--configmap",
     `${NS}/${NAME}`,
     "--kubeconfig",

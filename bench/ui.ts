@@ -31,6 +31,8 @@ const server = await startProcess(
   [
     new URL("../bin/osimg.js", import.meta.url).pathname,
     "serve",
+    "--auth",
+    "none",
     "--catalog",
     catalogPath,
     "--port",

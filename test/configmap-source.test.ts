@@ -97,6 +97,7 @@ describe("osimg serve --configmap", () => {
       host: "127.0.0.1",
       dataDir: mkdtempSync(join(tmpdir(), "osimg-cm-")),
       logger,
+      auth: { mode: "none", quiet: true },
     });
     cleanup.push(() => server.close());
   });
@@ -421,6 +422,8 @@ describe("the osimg command", () => {
       [
         "bin/osimg.js",
         "serve",
+        "--auth",
+        "none",
         "--configmap",
         `${NS}/${NAME}`,
         "--kubeconfig",

@@ -1,6 +1,9 @@
 // The CLI's side of the HTTP API: requests to a running `osimg serve`, errors printed with their fields.
+import { storedToken } from "../auth/stored-credentials.ts";
+
 export interface ApiClientOptions {
   server: string;
+  /** The bearer token; default: the one `osimg login` saved for this server. */
   token?: string;
 }
 
@@ -42,7 +45,7 @@ export class ApiClient {
 
   constructor(options: ApiClientOptions) {
     this.server = options.server.replace(/\/$/, "");
-    this.#token = options.token;
+    this.#token = options.token || storedToken(this.server);
   }
 
   headers(): Record<string, string> {

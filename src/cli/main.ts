@@ -3,6 +3,8 @@ import { Command, InvalidArgumentError } from "commander";
 import { defaultDataDir } from "../config/paths.ts";
 import { type ObjectRef, parseObjectRef } from "../kube/client.ts";
 import { startServer } from "../server/serve.ts";
+import { registerAuditCommands } from "./audit.ts";
+import { addServeAuthOptions, registerAuthCommands, type ServeAuthFlags, serveAuthSettings } from "./auth.ts";
 import { registerBuildCommands } from "./build.ts";
 import { registerCatalogCommands } from "./catalog.ts";
 import { registerCatalogVerify } from "./catalog-verify.ts";
@@ -24,7 +26,7 @@ function objectRef(value: string): ObjectRef {
   }
 }
 
-interface ServeFlags {
+interface ServeFlags extends ServeAuthFlags {
   catalog?: string;
   configmap?: ObjectRef;
   kubeconfig?: string;
@@ -38,8 +40,7 @@ const program = new Command("osimg")
   .version("0.1.0")
   .showHelpAfterError();
 
-program
-  .command("serve")
+addServeAuthOptions(program.command("serve"))
   .description("serve the catalog API (Kube-DC compatible) with live reload")
   .option(
     "--catalog <path>",
@@ -66,6 +67,7 @@ program
       port: options.port,
       host: options.host,
       dataDir: options.dataDir,
+      ...serveAuthSettings(options),
     });
     const shutdown = async () => {
       await server.close();
@@ -79,5 +81,7 @@ registerCatalogVerify(registerCatalogCommands(program));
 registerImageCommands(program);
 registerVmCommands(program);
 registerBuildCommands(program);
+registerAuthCommands(program);
+registerAuditCommands(program);
 
 await program.parseAsync(process.argv);

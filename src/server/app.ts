@@ -1,5 +1,6 @@
 // The HTTP application: route plugins, the authorization hook in front of every route, one error shape,
 // and an OpenAPI description generated from the routes' zod schemas.
+import { randomUUID } from "node:crypto";
 import swagger from "@fastify/swagger";
 import websocket from "@fastify/websocket";
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from "fastify";
@@ -10,8 +11,14 @@ import {
   type ZodTypeProvider,
 } from "fastify-type-provider-zod";
 import type { Logger } from "pino";
+import { consoleAudit } from "../audit/hook.ts";
+import { selectSubprotocol } from "../auth/credentials.ts";
+import { authRoutes } from "../auth/routes.ts";
+import { installTenancy, type Tenancy } from "../auth/setup.ts";
 import type { EditableSource } from "../catalog/sources/editable.ts";
 import type { CatalogState } from "../catalog/state.ts";
+import { QuotaGuard } from "../quota/guard.ts";
+import { quotaRoutes } from "../quota/routes.ts";
 import { installErrorHandler } from "./errors.ts";
 import { createMetrics } from "./metrics.ts";
 import { type Authorizer, allowAll, installAuthorization } from "./policy.ts";
@@ -32,6 +39,8 @@ export interface AppOptions {
   /** VMs: the provider that runs them (local QEMU or KubeVirt). */
   vms?: Omit<VmRouteOptions, "catalog">;
   authorize?: Authorizer;
+  /** Authentication, authorization, audit, quotas and hardening (src/auth/setup.ts); wins over authorize. */
+  tenancy?: Tenancy;
   version?: string;
 }
 
@@ -41,6 +50,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     loggerInstance: logger,
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: 1024 * 1024,
+    genReqId: () => randomUUID(),
   }).withTypeProvider<ZodTypeProvider>();
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
@@ -56,7 +66,10 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     transform: jsonSchemaTransform,
   });
   installErrorHandler(app);
-  installAuthorization(app, options.authorize ?? allowAll);
+  const { tenancy } = options;
+  if (tenancy) installTenancy(app, tenancy);
+  installAuthorization(app, tenancy?.guard.authorize ?? options.authorize ?? allowAll);
+  if (tenancy) await app.register(authRoutes(tenancy.guard));
   const metrics = createMetrics(options.catalog);
   await app.register(healthRoutes(options.catalog, metrics));
   await app.register(
@@ -65,8 +78,18 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   if (options.images) await app.register(imageRoutes(options.catalog, options.images));
   if (options.catalogSource) await app.register(catalogSourceRoutes(options.catalogSource));
   if (options.vms) {
-    await app.register(websocket);
-    await app.register(vmRoutes({ catalog: options.catalog, ...options.vms }));
+    // Browsers send console credentials as a subprotocol: never select (echo) that one.
+    await app.register(websocket, { options: { handleProtocols: selectSubprotocol } });
+    const quota = tenancy && new QuotaGuard(tenancy.quota, options.vms.provider);
+    await app.register(
+      vmRoutes({
+        catalog: options.catalog,
+        ...options.vms,
+        quota,
+        consoleAudit: tenancy && consoleAudit(tenancy.audit),
+      }),
+    );
+    if (quota) await app.register(quotaRoutes(quota));
   }
   // Last: the UI answers every GET no other route claims (except /api/*).
   await app.register(uiRoutes());

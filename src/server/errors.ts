@@ -15,6 +15,8 @@ export type ErrorBody = z.infer<typeof ErrorBody>;
 export class ApiError extends Error {
   readonly statusCode: number;
   readonly body: ErrorBody;
+  /** Response headers that belong to the error (WWW-Authenticate, Retry-After). */
+  headers: Record<string, string> = {};
 
   constructor(
     statusCode: number,
@@ -30,7 +32,8 @@ export class ApiError extends Error {
 
 export function installErrorHandler(app: FastifyInstance): void {
   app.setErrorHandler((error: FastifyError | ApiError, request, reply) => {
-    if (error instanceof ApiError) return reply.status(error.statusCode).send(error.body);
+    if (error instanceof ApiError)
+      return reply.status(error.statusCode).headers(error.headers).send(error.body);
     if (hasZodFastifySchemaValidationErrors(error)) {
       const details = error.validation.map((v) => ({
         field: [error.validationContext, ...String(v.instancePath).split("/").filter(Boolean)].join("."),

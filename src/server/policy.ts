@@ -1,6 +1,7 @@
 // Every route declares who may call it (its policy, in the route's config), and one hook in front of
 // every route enforces it with the namespace taken from the path. A route without a policy is refused:
-// nothing is reachable by accident. The embedded default allows all; the tenancy layer plugs in here.
+// nothing is reachable by accident. Who may do what is one table (src/auth/policy-table.ts); the
+// authorizer built from it (src/auth/guard.ts) plugs in here.
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { isDns1123Label } from "../util/names.ts";
 import { ApiError } from "./errors.ts";
@@ -20,7 +21,10 @@ export type Action =
   | "vm.create"
   | "vm.operate"
   | "vm.delete"
-  | "vm.console";
+  | "vm.console"
+  | "auth.config"
+  | "auth.whoami"
+  | "quota.read";
 
 export interface Policy {
   action: Action;
@@ -30,10 +34,12 @@ export interface Policy {
 
 export interface AccessRequest {
   action: Action;
+  scope: Exclude<Policy["scope"], "public">;
   namespace: string | undefined;
   request: FastifyRequest;
 }
 
+/** true allows, false answers 403; throwing an ApiError answers it (401 without credentials, 429, 503). */
 export type Authorizer = (access: AccessRequest) => Promise<boolean> | boolean;
 
 export const allowAll: Authorizer = () => true;
@@ -80,7 +86,7 @@ export function installAuthorization(app: FastifyInstance, authorize: Authorizer
       }
     }
     if (policy.scope === "public") return;
-    if (!(await authorize({ action: policy.action, namespace, request }))) {
+    if (!(await authorize({ action: policy.action, scope: policy.scope, namespace, request }))) {
       throw new ApiError(
         403,
         "forbidden",

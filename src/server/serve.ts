@@ -4,6 +4,8 @@ import { join } from "node:path";
 import type { KubeConfig } from "@kubernetes/client-node";
 import type { FastifyInstance } from "fastify";
 import pino, { type Logger } from "pino";
+import { REDACT } from "../auth/redact.ts";
+import { type AuthSettings, setupTenancy, type TenancyOptions } from "../auth/setup.ts";
 import { countBySeverity } from "../catalog/findings.ts";
 import { ConfigMapCatalogSource } from "../catalog/sources/configmap.ts";
 import { FileCatalogSource } from "../catalog/sources/file.ts";
@@ -33,6 +35,10 @@ export interface ServeOptions {
   host: string;
   dataDir: string;
   logger?: Logger;
+  /** How callers authenticate; default: static tokens in the data directory (created on the first start). */
+  auth?: AuthSettings;
+  /** Rate limits, allowed origins, the audit log, quotas (src/auth/setup.ts). */
+  tenancy?: Omit<TenancyOptions, "auth" | "dataDir" | "host" | "logger">;
 }
 
 export interface RunningServer {
@@ -45,7 +51,7 @@ export interface RunningServer {
 
 export function createLogger(): Logger {
   const level = process.env.OSIMG_LOG_LEVEL ?? "info";
-  const redact = { paths: ["req.headers.authorization", "*.password", "*.token"], censor: "[redacted]" };
+  const redact = REDACT;
   if (process.stdout.isTTY)
     return pino({
       level,
@@ -73,6 +79,14 @@ async function seededCatalog(dataDir: string, logger: Logger): Promise<string> {
 
 export async function startServer(options: ServeOptions): Promise<RunningServer> {
   const logger = options.logger ?? createLogger();
+  // First: a refused setting (--auth none on a public address) stops the start before anything runs.
+  const tenancy = await setupTenancy({
+    ...options.tenancy,
+    auth: options.auth ?? { mode: "token" },
+    dataDir: options.dataDir,
+    host: options.host,
+    logger,
+  });
   const catalogPath = options.configMap
     ? `${options.configMap.namespace}/${options.configMap.name}`
     : (options.catalogPath ?? (await seededCatalog(options.dataDir, logger)));
@@ -139,7 +153,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
     provider,
     imageVirtualSize: (entryId: string) => verifier.results()[entryId]?.check?.virtualSize,
   };
-  const app = await buildApp({ catalog: state, catalogSource: source, logger, images, vms });
+  const app = await buildApp({ catalog: state, catalogSource: source, logger, images, vms, tenancy });
   const address = await app.listen({ port: options.port, host: options.host });
   logger.info({ catalog: catalogPath, dataDir: options.dataDir }, `osimg listening on ${address}`);
   return {
@@ -151,6 +165,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
       await source.stop();
       await app.close();
       await provider.close();
+      await tenancy.close();
     },
   };
 }

@@ -1,9 +1,12 @@
 // Starts a real `osimg serve` in-process on a free loopback port, with a temporary data directory.
+// Authentication is off unless a test asks for it (`auth`), without the warning `osimg serve` prints
+// for --auth none; `osimg serve` itself defaults to tokens.
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import pino from "pino";
-import { type RunningServer, startServer } from "../../src/server/serve.ts";
+import pino, { type Logger } from "pino";
+import type { AuthSettings } from "../../src/auth/setup.ts";
+import { type RunningServer, type ServeOptions, startServer } from "../../src/server/serve.ts";
 
 export interface TestServer extends RunningServer {
   dataDir: string;
@@ -16,7 +19,13 @@ export function tempDir(prefix = "osimg-test-"): string {
 }
 
 export async function startTestServer(
-  options: { catalogPath?: string; dataDir?: string } = {},
+  options: {
+    catalogPath?: string;
+    dataDir?: string;
+    auth?: AuthSettings;
+    tenancy?: ServeOptions["tenancy"];
+    logger?: Logger;
+  } = {},
 ): Promise<TestServer> {
   const dataDir = options.dataDir ?? tempDir();
   const server = await startServer({
@@ -24,7 +33,9 @@ export async function startTestServer(
     port: 0,
     host: "127.0.0.1",
     dataDir,
-    logger: pino({ level: process.env.OSIMG_TEST_LOG ?? "silent" }),
+    logger: options.logger ?? pino({ level: process.env.OSIMG_TEST_LOG ?? "silent" }),
+    auth: options.auth ?? { mode: "none", quiet: true },
+    tenancy: options.tenancy,
   });
   return {
     ...server,

@@ -3,7 +3,9 @@
 import type { FastifyReply } from "fastify";
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
+import type { ConsoleAudit } from "../../audit/hook.ts";
 import type { CatalogState } from "../../catalog/state.ts";
+import type { QuotaGuard } from "../../quota/guard.ts";
 import { allowedActions, VM_ACTIONS, Vm, VmCreateRequest } from "../../vms/model.ts";
 import { type ConsoleKind, notFound, VmError, type VmProvider } from "../../vms/provider.ts";
 import { validateVmRequest } from "../../vms/request.ts";
@@ -44,9 +46,19 @@ export interface VmRouteOptions {
   provider: VmProvider;
   /** The image's virtual size when the local store or a probe knows it, for the "disk too small" check. */
   imageVirtualSize?: (entryId: string) => number | undefined;
+  /** The project's quota, checked atomically with the create. */
+  quota?: QuotaGuard;
+  /** Console sessions for the audit log. */
+  consoleAudit?: ConsoleAudit;
 }
 
-export function vmRoutes({ catalog, provider, imageVirtualSize }: VmRouteOptions): FastifyPluginAsyncZod {
+export function vmRoutes({
+  catalog,
+  provider,
+  imageVirtualSize,
+  quota,
+  consoleAudit,
+}: VmRouteOptions): FastifyPluginAsyncZod {
   return async (app) => {
     const validate = (namespace: string, body: unknown) => {
       const served = catalog.served;
@@ -105,7 +117,10 @@ export function vmRoutes({ catalog, provider, imageVirtualSize }: VmRouteOptions
       async (request, reply) => {
         const spec = validate(request.params.namespace, request.body);
         if (request.query.dryRun === "true") return { rendered: await provider.render(spec) };
-        const vm = await provider.create(spec).catch(toApiError);
+        const create = () => provider.create(spec);
+        const vm = await (quota ? quota.admit(spec.namespace, spec.name, spec, create) : create()).catch(
+          toApiError,
+        );
         return reply.status(201).send(vm);
       },
     );
@@ -238,22 +253,39 @@ export function vmRoutes({ catalog, provider, imageVirtualSize }: VmRouteOptions
           const early: Buffer[] = [];
           let stream: Awaited<ReturnType<VmProvider["openConsole"]>> | undefined;
           let closed = false;
-          socket.on("message", (data: Buffer) => (stream ? stream.write(data) : early.push(data)));
+          const session = { started: Date.now(), bytes: { in: 0, out: 0 } };
+          socket.on("message", (data: Buffer) => {
+            session.bytes.in += data.length;
+            if (stream) stream.write(data);
+            else early.push(data);
+          });
           socket.on("close", () => {
             closed = true;
             stream?.destroy();
+            if (stream)
+              consoleAudit?.(request, {
+                event: "closed",
+                durationMs: Date.now() - session.started,
+                bytes: session.bytes,
+              });
           });
           try {
             stream = await provider.openConsole(namespace, name, kind);
           } catch (error) {
-            socket.close(1011, error instanceof Error ? error.message.slice(0, 120) : "console unavailable");
+            const reason = error instanceof Error ? error.message.slice(0, 120) : "console unavailable";
+            consoleAudit?.(request, { event: "failed", reason });
+            socket.close(1011, reason);
             return;
           }
           if (closed) {
             stream.destroy();
             return;
           }
-          stream.on("data", (chunk: Buffer) => socket.send(chunk, { binary: true }));
+          consoleAudit?.(request, { event: "opened" });
+          stream.on("data", (chunk: Buffer) => {
+            session.bytes.out += chunk.length;
+            socket.send(chunk, { binary: true });
+          });
           stream.on("close", () => socket.close(1000, "console closed"));
           stream.on("error", () => socket.close(1011, "console failed"));
           for (const data of early) stream.write(data);
