@@ -17,14 +17,13 @@ const STAMP = ".osimg-build.json";
 const LOCK = join(WEB_ROOT, ".build-lock");
 const STALE_LOCK_MS = 10 * 60_000;
 
-/** What the bundle is made of: the UI and the server code it shares (the catalog parser). */
+/** What the bundle is made of: the UI and the server code it shares (the catalog parser, VM rules). */
 const INPUTS = [
   join(WEB_ROOT, "src"),
   join(WEB_ROOT, "public"),
   join(WEB_ROOT, "index.html"),
   join(WEB_ROOT, "vite.config.ts"),
-  join(PROJECT_ROOT, "src", "catalog"),
-  join(PROJECT_ROOT, "src", "units"),
+  ...["catalog", "units", "vms", "cloudinit", "util", "images"].map((dir) => join(PROJECT_ROOT, "src", dir)),
   join(PROJECT_ROOT, "package-lock.json"),
 ];
 

@@ -23,8 +23,12 @@ import { CatalogPage } from "./pages/CatalogPage.tsx";
 import { NotFoundPage } from "./pages/NotFoundPage.tsx";
 import { NAV, PATHS } from "./routes.ts";
 
-// The editor brings the catalog parser (yaml, zod): loaded when opened, not with the first page.
+// The catalog page comes with the first load; the others when opened. The editor brings the catalog
+// parser, the VM pages the server's VM rules (yaml, zod): the first page need not wait for them.
 const CatalogEditorPage = lazy(() => import("./pages/CatalogEditorPage.tsx"));
+const VmsPage = lazy(() => import("./pages/VmsPage.tsx"));
+const VmDetailsPage = lazy(() => import("./pages/VmDetailsPage.tsx"));
+const ImagesPage = lazy(() => import("./pages/ImagesPage.tsx"));
 
 const MAIN_ID = "osimg-main";
 
@@ -113,6 +117,9 @@ export function App() {
           </Route>
           <Route path={PATHS.catalog} component={CatalogPage} />
           <Route path={PATHS.catalogEdit} component={CatalogEditorPage} />
+          <Route path={PATHS.vms} component={VmsPage} />
+          <Route path={PATHS.vm} component={VmDetailsPage} />
+          <Route path={PATHS.images} component={ImagesPage} />
           <Route component={NotFoundPage} />
         </Switch>
       </Suspense>

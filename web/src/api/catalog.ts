@@ -1,11 +1,12 @@
-// The catalog as the UI reads and writes it: GET /api/v1/catalog (polled, so that an edit of the catalog
-// file shows within a second or two) and the catalog source (GET/PUT /api/v1/catalog/source) for the
-// YAML editor, with optimistic concurrency through If-Match.
+// The catalog as the UI reads and writes it: GET /api/v1/catalog (polled with If-None-Match, so that an
+// edit of the catalog file shows within a second or two, at the cost of a 304 otherwise), the Kube-DC
+// list of OS images for the Create VM dialog, and the catalog source (GET/PUT /api/v1/catalog/source)
+// for the YAML editor, with optimistic concurrency through If-Match.
 import { queryOptions, useQuery } from "@tanstack/react-query";
 import type { Finding } from "../../../src/catalog/findings.ts";
 import type { CatalogEntry } from "../../../src/catalog/model.ts";
 import type { EntryVerification } from "../catalog/verification.ts";
-import { HttpError, requestJson } from "./http.ts";
+import { getRevalidated, HttpError, requestJson } from "./http.ts";
 
 export interface SeverityCounts {
   error: number;
@@ -46,7 +47,8 @@ export const CATALOG_POLL_MS = 1000;
 
 export const catalogQuery = queryOptions({
   queryKey: ["catalog"],
-  queryFn: ({ signal }) => requestJson<CatalogResponse>("/api/v1/catalog", { signal }),
+  // Revalidated: an unchanged catalog is a 304 and the same object, so nothing renders again.
+  queryFn: ({ signal }) => getRevalidated<CatalogResponse>("/api/v1/catalog", signal),
   refetchInterval: CATALOG_POLL_MS,
 });
 
@@ -90,4 +92,16 @@ export async function saveCatalogSource(text: string, version: string): Promise<
       return { kind: "invalid", message: error.body.message, findings: error.body.findings ?? [] };
     throw error;
   }
+}
+
+/** An entry of GET /api/create-vm/{namespace}/os-images: the catalog's keys and values as written. */
+export type OsImage = Record<string, unknown> & { OS_NAME?: string };
+
+/** The Kube-DC Create VM dialog's list of operating systems (the same call its UI makes). */
+export function osImagesQuery(namespace: string) {
+  return queryOptions({
+    queryKey: ["os-images", namespace],
+    queryFn: ({ signal }) =>
+      getRevalidated<OsImage[]>(`/api/create-vm/${encodeURIComponent(namespace)}/os-images`, signal),
+  });
 }

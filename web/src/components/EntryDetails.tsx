@@ -15,7 +15,7 @@ import {
   DrawerPanelContent,
   Title,
 } from "@patternfly/react-core";
-import { useEffect, useRef } from "react";
+import { type ReactNode, useEffect, useRef } from "react";
 import type { CatalogEntry } from "../../../src/catalog/model.ts";
 import { type EntryVerification, entryChecks } from "../catalog/verification.ts";
 import { written } from "../catalog/view.ts";
@@ -29,11 +29,13 @@ export interface EntryDetailsProps {
   /** Where the entry's line numbers point. */
   location?: string;
   onClose: () => void;
+  /** Actions on the entry (Create VM), shown under its title. */
+  actions?: ReactNode;
 }
 
 const SHOWN_APART = new Set(["CLOUD_INIT"]);
 
-export function EntryDetails({ entry, verification, location, onClose }: EntryDetailsProps) {
+export function EntryDetails({ entry, verification, location, onClose, actions }: EntryDetailsProps) {
   const cloudInit = written(entry, "CLOUD_INIT");
   const checks = entryChecks(verification, entry.id);
   const titleId = `entry-${entry.id}-title`;
@@ -63,6 +65,7 @@ export function EntryDetails({ entry, verification, location, onClose }: EntryDe
             <EntryStatus entry={entry} /> · entry {entry.index + 1}, line {entry.line}
             {location ? ` of ${location}` : ""}
           </div>
+          {actions ? <div>{actions}</div> : null}
           <DescriptionList isCompact isHorizontal aria-label="Values as written">
             {Object.keys(entry.values)
               .filter((key) => !SHOWN_APART.has(key))

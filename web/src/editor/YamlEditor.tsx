@@ -18,9 +18,25 @@ export interface YamlEditorProps {
   label: string;
   onSave?: () => void;
   ref?: Ref<YamlEditorHandle>;
+  /** The textarea's id, for a <label for>. */
+  id?: string;
+  /** Ids of the elements that describe the text (helper text, errors). */
+  describedBy?: string;
+  /** "page" fills most of the window (the catalog); "compact" fits a dialog. */
+  size?: "page" | "compact";
 }
 
-export function YamlEditor({ value, onChange, findings, label, onSave, ref }: YamlEditorProps) {
+export function YamlEditor({
+  value,
+  onChange,
+  findings,
+  label,
+  onSave,
+  ref,
+  id,
+  describedBy,
+  size = "page",
+}: YamlEditorProps) {
   const textarea = useRef<HTMLTextAreaElement>(null);
   const gutter = useRef<HTMLDivElement>(null);
   const [cursor, setCursor] = useState({ line: 1, column: 1 });
@@ -58,7 +74,7 @@ export function YamlEditor({ value, onChange, findings, label, onSave, ref }: Ya
   };
 
   return (
-    <div className="osimg-editor">
+    <div className={size === "compact" ? "osimg-editor osimg-editor-compact" : "osimg-editor"}>
       <div className="osimg-editor-frame">
         <div className="osimg-editor-gutter" ref={gutter} aria-hidden="true">
           <pre>{numbers}</pre>
@@ -75,8 +91,11 @@ export function YamlEditor({ value, onChange, findings, label, onSave, ref }: Ya
         </div>
         <textarea
           ref={textarea}
+          id={id}
           className="osimg-editor-text"
           aria-label={label}
+          aria-describedby={describedBy}
+          aria-invalid={findings.some((f) => f.severity === "error") || undefined}
           value={value}
           wrap="off"
           spellCheck={false}

@@ -23,7 +23,7 @@ import {
 import { useMemo, useState } from "react";
 import { useLocation, useSearchParams } from "wouter";
 import { type CatalogResponse, useCatalog } from "../api/catalog.ts";
-import { filterEntries, sortEntries } from "../catalog/view.ts";
+import { filterEntries, sortEntries, written } from "../catalog/view.ts";
 import { type CatalogSort, CatalogTable } from "../components/CatalogTable.tsx";
 import { EntryDetails } from "../components/EntryDetails.tsx";
 import { ErrorState } from "../components/ErrorState.tsx";
@@ -32,6 +32,7 @@ import { ReloadAlert } from "../components/ReloadAlert.tsx";
 import { plural } from "../format.ts";
 import { useNamespace, withNamespace } from "../namespace.tsx";
 import { PATHS } from "../routes.ts";
+import { CreateVmButton } from "../vms/CreateVmDialog.tsx";
 
 // A page of rows renders fast even for a large catalog; the filter finds the rest.
 const PER_PAGE = 50;
@@ -106,6 +107,7 @@ function CatalogBody({ catalog }: { catalog: CatalogResponse }) {
               verification={catalog.verification}
               location={catalog.source.location}
               onClose={() => select(undefined)}
+              actions={selected.valid ? <CreateVmButton image={written(selected, "OS_NAME")} /> : undefined}
             />
           ) : undefined
         }
