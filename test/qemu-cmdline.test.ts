@@ -175,6 +175,18 @@ describe("buildQemuCommand", () => {
     expect(values(argv, "-device")).toContain("tpm-crb,tpmdev=tpm0");
   });
 
+  it("keeps SeaBIOS's debug console in a file when asked, and only under BIOS", () => {
+    const spec = { ...base, firmwareLog: "/vms/web1/firmware,log" };
+    const { argv } = buildQemuCommand(spec);
+    expect(values(argv, "-chardev")).toContain("file,id=firmware-log,path=/vms/web1/firmware,,log");
+    expect(values(argv, "-device")).toContain("isa-debugcon,iobase=0x402,chardev=firmware-log");
+    const efi = buildQemuCommand({
+      ...spec,
+      firmware: { type: "efi", code: "/usr/share/OVMF/OVMF_CODE_4M.fd", vars: "/vms/web1/vars.fd" },
+    });
+    expect(efi.argv.join(" ")).not.toContain("isa-debugcon");
+  });
+
   it("reports a missing swtpm instead of failing", () => {
     const { argv, notes } = buildQemuCommand({ ...base, features: ["acpi", "apic", "tpm"] });
     expect(argv).not.toContain("-tpmdev");

@@ -10,8 +10,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type GuestAgentClient, waitForAgent } from "../src/vms/providers/qemu/agent.ts";
 import { findFreePort } from "../src/vms/providers/qemu/ports.ts";
 import { waitForExit } from "../src/vms/providers/qemu/process.ts";
-import { TestVm } from "./support/guest/vm.ts";
-import { CLOUD_INIT_FINISHED, debianGuestImage, type GuestImage } from "./support/guest-images.ts";
+import { CLOUD_INIT_FINISHED } from "../src/vms/providers/qemu/serial-log.ts";
+import { startTestVm, type TestVm } from "./support/guest/vm.ts";
+import { debianGuestImage, type GuestImage } from "./support/guest-images.ts";
 
 const run = promisify(execFile);
 const READY_MS = 300_000;
@@ -30,7 +31,7 @@ describe("Debian guest with cloud-init under OVMF", () => {
     publicKey = (await readFile(join(keyDir, "id.pub"), "utf8")).trim();
     image = await debianGuestImage({ log: (line) => process.stderr.write(`${line}\n`) });
     sshPort = await findFreePort();
-    vm = await TestVm.start({
+    vm = await startTestVm({
       image,
       firmware: "efi",
       name: "deb1",
@@ -57,7 +58,7 @@ describe("Debian guest with cloud-init under OVMF", () => {
     "becomes Ready: the guest agent answers and cloud-init reports completion",
     async () => {
       agent = await waitForAgent(vm.spec.sockets.agent as string, READY_MS);
-      await vm.waitForSerial(CLOUD_INIT_FINISHED, READY_MS);
+      await vm.waitForConsole(CLOUD_INIT_FINISHED, READY_MS);
     },
     READY_MS * 2,
   );

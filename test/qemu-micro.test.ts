@@ -23,9 +23,10 @@ import {
   waitForExit,
 } from "../src/vms/providers/qemu/process.ts";
 import { QemuClosedError, QmpCommandError } from "../src/vms/providers/qemu/qmp.ts";
+import { CLOUD_INIT_FINISHED } from "../src/vms/providers/qemu/serial-log.ts";
 import { startSwtpm } from "../src/vms/providers/qemu/swtpm.ts";
-import { TestVm } from "./support/guest/vm.ts";
-import { CLOUD_INIT_FINISHED, type GuestImage, microGuestImage } from "./support/guest-images.ts";
+import { startTestVm, type TestVm, type TestVmOptions } from "./support/guest/vm.ts";
+import { type GuestImage, microGuestImage } from "./support/guest-images.ts";
 
 const BOOT_MS = 120_000;
 let image: GuestImage;
@@ -38,8 +39,8 @@ afterAll(async () => {
   await Promise.all(vms.map((vm) => vm.destroy()));
 });
 
-async function start(options: Omit<Parameters<typeof TestVm.start>[0], "image">): Promise<TestVm> {
-  const vm = await TestVm.start({ image, ...options });
+async function start(options: Omit<TestVmOptions, "image">): Promise<TestVm> {
+  const vm = await startTestVm({ image, ...options });
   vms.push(vm);
   return vm;
 }
@@ -93,7 +94,7 @@ describe("micro guest under SeaBIOS", () => {
   it(
     "boots, reads the NoCloud ISO and applies hostname and runcmd",
     async () => {
-      await vm.waitForSerial(CLOUD_INIT_FINISHED, BOOT_MS);
+      await vm.waitForConsole(CLOUD_INIT_FINISHED, BOOT_MS);
       const serial = await vm.serial();
       expect(serial).toContain("osimg-micro: hostname=micro-bios");
       expect(serial).toContain("osimg-marker-42");
@@ -177,7 +178,7 @@ describe("micro guest under OVMF with a TPM", () => {
   it(
     "boots from the same disk under UEFI and reads the seed",
     async () => {
-      await vm.waitForSerial(/osimg-micro: ready/, BOOT_MS);
+      await vm.waitForConsole(/osimg-micro: ready/, BOOT_MS);
       const serial = await vm.serial();
       expect(serial).toContain("osimg-micro: hostname=micro-efi");
       expect(serial).toContain("efi-marker");
@@ -200,9 +201,9 @@ describe("micro guest under OVMF with a TPM", () => {
       const reset = vm.qmp.waitForEvent("RESET", 10_000);
       await vm.qmp.execute("system_reset");
       expect((await reset).data).toMatchObject({ guest: false });
-      const line = await vm.waitForSerial(/osimg-micro: boot id=/, BOOT_MS, before.length);
+      const line = await vm.waitForConsole(/osimg-micro: boot id=/, BOOT_MS, before.length);
       expect(line).not.toContain(firstBoot as string);
-      await vm.waitForSerial(/osimg-micro: ready/, BOOT_MS, before.length);
+      await vm.waitForConsole(/osimg-micro: ready/, BOOT_MS, before.length);
     },
     BOOT_MS,
   );

@@ -1,34 +1,33 @@
 // Does an image boot? It is started on QEMU (an overlay: the image is never written) under the given
-// firmware with a NoCloud seed, and it passes when cloud-init's "finished" line appears on the serial
-// console. The VM and its directory are gone afterwards, whatever happened. `osimg image test` and the
-// builder's --register use this.
-import { execFile } from "node:child_process";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
+// firmware with a test cloud-init whose runcmd prints a marker (with a nonce made for this run) on the
+// serial console: the marker proves the whole chain, firmware → boot loader → kernel → userland →
+// cloud-init reading the NoCloud seed → user-data run. Where the image has a guest agent, its answer to
+// guest-ping is recorded too. Known dead ends fail at once instead of at the timeout: the firmware found
+// nothing to boot, a kernel panic, emergency mode. The VM and its directory are gone afterwards, whatever
+// happened. `osimg image test`, the server's boot-test jobs and the builder's --register use this.
+import { randomBytes } from "node:crypto";
 import { join } from "node:path";
-import { promisify } from "node:util";
-import { buildNoCloudSeed, writeNoCloudIso } from "../cloudinit/nocloud.ts";
 import { probeAccelerator } from "../vms/providers/qemu/accel.ts";
-import { buildQemuCommand, type MachineSpec } from "../vms/providers/qemu/cmdline.ts";
-import { prepareFirmware } from "../vms/providers/qemu/firmware.ts";
-import { isAlive, killProcess, launchQemu, waitForExit } from "../vms/providers/qemu/process.ts";
-
-const run = promisify(execFile);
-
-/** The line cloud-init prints on the console when it has finished. */
-export const CLOUD_INIT_FINISHED = /Cloud-init v\. \S+ finished at/;
+import { pingAgent } from "../vms/providers/qemu/agent.ts";
+import { tailOf } from "../vms/providers/qemu/process.ts";
+import { ScratchVm } from "../vms/providers/qemu/scratch-vm.ts";
+import { CLOUD_INIT_FINISHED, LogFollower } from "../vms/providers/qemu/serial-log.ts";
 
 export interface BootTestOptions {
-  /** A disk image (qcow2 or raw). */
+  /** A disk image (qcow2, raw or another format qemu-img reads). */
   image: string;
   firmware: "bios" | "efi";
   timeoutMs: number;
+  /** UEFI with secure boot (OVMF's secboot build with the Microsoft keys). */
+  secureBoot?: boolean;
   /** The user cloud-init creates; default "debian". */
   cloudUser?: string;
   memoryMiB?: number;
   cpus?: number;
-  /** The console line that means ready; default cloud-init's finished line. */
+  /** The console line that means ready; default the test cloud-init's marker. */
   readyPattern?: RegExp;
+  /** How long the guest agent gets to answer once the marker is there. Default 5 s. */
+  agentGraceMs?: number;
   /** How many console lines to return. */
   tailLines?: number;
   signal?: AbortSignal;
@@ -42,113 +41,162 @@ export interface BootTestResult {
   /** The ready line, when it came. */
   readyLine?: string;
   lastConsoleLines: string[];
-  /** Why it failed: timeout, QEMU exited, could not start. */
+  /** Why it failed: timeout, the firmware found nothing to boot, a kernel panic, QEMU exited... */
   reason?: string;
   accelerator?: string;
+  /** What was seen on the way: the test marker, cloud-init's "finished" line, a guest-agent answer. */
+  seen?: { marker: boolean; cloudInitFinished: boolean; agent: boolean };
 }
 
-async function imageFormat(path: string): Promise<"qcow2" | "raw"> {
-  const { stdout } = await run("qemu-img", ["info", "--output=json", path]);
-  return (JSON.parse(stdout) as { format: string }).format === "qcow2" ? "qcow2" : "raw";
+/** The test user-data: one runcmd that prints the marker on the serial port (and on the console). */
+export function bootTestUserData(nonce: string): { userData: string; marker: RegExp } {
+  if (!/^[a-z0-9]+$/.test(nonce)) throw new Error("a boot-test nonce is lower-case letters and digits");
+  return {
+    userData: `#cloud-config\nruncmd:\n  - echo osimg-boot-test ${nonce} passed | tee /dev/ttyS0\n`,
+    marker: new RegExp(`osimg-boot-test ${nonce} passed`),
+  };
+}
+
+/** Console lines that mean the boot is over and failed: no need to wait for the timeout. */
+const DEAD_ENDS: { pattern: RegExp; reason: string }[] = [
+  {
+    pattern: /UEFI Interactive Shell|BdsDxe: No bootable option/,
+    reason: "the UEFI firmware found nothing to boot and started its shell",
+  },
+  { pattern: /Kernel panic - not syncing/, reason: "the kernel panicked" },
+  {
+    pattern: /You are in emergency mode|Give root password for maintenance/,
+    reason: "the system stopped in emergency mode",
+  },
+  {
+    pattern: /ALERT! .* does not exist\.|Gave up waiting for root (file system )?device/,
+    reason: "the initramfs did not find the root file system",
+  },
+];
+
+/** SeaBIOS says on its debug console (firmware.log) what it tried; the serial console stays silent. */
+const BIOS_NOTHING_TO_BOOT = /No bootable device/;
+const BIOS_BOOT_FAILED = /Boot failed: .*/;
+
+/** Why a console line ends the boot, when it does. */
+export function deadEnd(line: string): string | undefined {
+  const found = DEAD_ENDS.find((d) => d.pattern.test(line));
+  return found && `${found.reason}: ${line.trim()}`;
 }
 
 export async function bootTest(options: BootTestOptions): Promise<BootTestResult> {
-  const dir = await mkdtemp(join(tmpdir(), "osimg-boottest-"));
   const tail = options.tailLines ?? 20;
-  const serialLog = join(dir, "serial.log");
-  const console = async () => (await readFile(serialLog, "utf8").catch(() => "")).split(/\r?\n/);
-  const lastLines = async () => (await console()).filter((l) => l.trim() !== "").slice(-tail);
-  let pid: number | undefined;
-  let qmp: { close(): void } | undefined;
+  const nonce = randomBytes(6).toString("hex");
+  const test = bootTestUserData(nonce);
+  const pattern = options.readyPattern ?? test.marker;
+  const seen = { marker: false, cloudInitFinished: false, agent: false };
+  const failed = (reason: string, lastConsoleLines: string[], accelerator?: string): BootTestResult => ({
+    ok: false,
+    firmware: options.firmware,
+    reason,
+    lastConsoleLines,
+    seen,
+    ...(accelerator ? { accelerator } : {}),
+  });
+  let vm: ScratchVm | undefined;
+  let accelerator: string | undefined;
   try {
-    const overlay = join(dir, "root.qcow2");
-    await run("qemu-img", [
-      "create",
-      "-q",
-      "-f",
-      "qcow2",
-      "-b",
-      options.image,
-      "-F",
-      await imageFormat(options.image),
-      overlay,
-    ]);
-    const seed = buildNoCloudSeed({
-      cloudUser: options.cloudUser ?? "debian",
-      instanceId: `boot-test-${Date.now()}`,
-      hostname: "boot-test",
-      sshKeys: [],
-    });
-    await writeNoCloudIso(join(dir, "seed.iso"), seed);
-    const firmware = await prepareFirmware(options.firmware, { varsPath: join(dir, "vars.fd") });
-    const { accel } = await probeAccelerator();
-    const spec: MachineSpec = {
+    accelerator = (await probeAccelerator()).accel;
+    vm = await ScratchVm.start({
+      image: options.image,
+      firmware: options.firmware,
+      ...(options.secureBoot ? { secureBoot: true } : {}),
       name: `boot-test-${options.firmware}`,
       cpus: options.cpus ?? 1,
-      memoryBytes: (options.memoryMiB ?? 1024) * 2 ** 20,
-      accel,
-      firmware,
-      disks: [{ kind: "disk", path: overlay, format: "qcow2" }],
-      seed: join(dir, "seed.iso"),
-      network: { kind: "user" },
-      sockets: { qmp: join(dir, "qmp.sock"), serial: join(dir, "serial.sock") },
-      serialLog,
-      pidfile: join(dir, "qemu.pid"),
-      tcgTranslationCacheMiB: 128,
-    };
-    const started = Date.now();
-    const launched = await launchQemu(buildQemuCommand(spec), {
-      logPath: join(dir, "qemu.log"),
-      qmpSocket: spec.sockets.qmp,
+      memoryMiB: options.memoryMiB ?? 1024,
+      firmwareLog: true,
+      vnc: false,
+      seed: {
+        cloudUser: options.cloudUser ?? "debian",
+        instanceId: `boot-test-${nonce}`,
+        hostname: "boot-test",
+        sshKeys: [],
+        userData: test.userData,
+      },
     });
-    pid = launched.pid;
-    qmp = launched.qmp;
-    const pattern = options.readyPattern ?? CLOUD_INIT_FINISHED;
-    const deadline = started + options.timeoutMs;
-    for (;;) {
-      const line = (await console()).find((l) => pattern.test(l));
-      if (line !== undefined)
-        return {
-          ok: true,
-          firmware: options.firmware,
-          timeToReadyMs: Date.now() - started,
-          readyLine: line.trim(),
-          lastConsoleLines: await lastLines(),
-          accelerator: accel,
-        };
-      if (!isAlive(pid))
-        return {
-          ok: false,
-          firmware: options.firmware,
-          reason: "QEMU exited before the image was ready",
-          lastConsoleLines: await lastLines(),
-          accelerator: accel,
-        };
-      if (Date.now() > deadline || options.signal?.aborted)
-        return {
-          ok: false,
-          firmware: options.firmware,
-          reason: options.signal?.aborted
-            ? "interrupted"
-            : `no ${pattern} on the console within ${Math.round(options.timeoutMs / 1000)} s`,
-          lastConsoleLines: await lastLines(),
-          accelerator: accel,
-        };
-      await new Promise((r) => setTimeout(r, 500));
-    }
-  } catch (error) {
-    return {
-      ok: false,
-      firmware: options.firmware,
-      reason: (error as Error).message,
-      lastConsoleLines: await lastLines(),
+    const running = vm;
+    const agentSocket = running.spec.sockets.agent as string;
+    const firmwareLog = new LogFollower(join(running.dir, "firmware.log"));
+    let biosFailure = "";
+    let lastAgentTry = 0;
+    const tryAgent = async () => {
+      if (seen.agent || Date.now() - lastAgentTry < 2000) return;
+      lastAgentTry = Date.now();
+      const client = await pingAgent(agentSocket, { connectTimeoutMs: 200, timeoutMs: 1500 }).catch(
+        () => undefined,
+      );
+      client?.close();
+      if (client) seen.agent = true;
     };
-  } finally {
-    qmp?.close();
-    if (pid !== undefined && isAlive(pid)) {
-      killProcess(pid, "SIGKILL");
-      await waitForExit(pid, 10_000);
+    type Outcome = { ready: string; at: number } | { dead: string };
+    const watched = await running.watchConsole<Outcome>(
+      (line) => {
+        if (CLOUD_INIT_FINISHED.test(line)) seen.cloudInitFinished = true;
+        if (test.marker.test(line)) seen.marker = true;
+        if (pattern.test(line)) return { ready: line.trim(), at: Date.now() };
+        const dead = deadEnd(line);
+        return dead ? { dead } : undefined;
+      },
+      {
+        timeoutMs: options.timeoutMs,
+        ...(options.signal ? { signal: options.signal } : {}),
+        poll: async () => {
+          for (const line of await firmwareLog.next()) {
+            if (BIOS_BOOT_FAILED.test(line)) biosFailure = line.trim();
+            if (BIOS_NOTHING_TO_BOOT.test(line))
+              return {
+                dead: `the BIOS found no bootable device${biosFailure ? ` (${biosFailure})` : ""}`,
+              };
+          }
+          await tryAgent();
+          return undefined;
+        },
+      },
+    );
+    if (watched.kind === "found" && "ready" in watched.value) {
+      // The agent starts late in some images (and after cloud-init in the micro guest): a short grace.
+      const graceEnd = Date.now() + (options.agentGraceMs ?? 5000);
+      const follower = new LogFollower(running.serialLog, 0);
+      while (Date.now() < graceEnd && !(seen.agent && seen.cloudInitFinished)) {
+        for (const line of await follower.next())
+          if (CLOUD_INIT_FINISHED.test(line)) seen.cloudInitFinished = true;
+        lastAgentTry = 0;
+        await tryAgent();
+        if (!seen.agent) await new Promise((r) => setTimeout(r, 500));
+      }
+      return {
+        ok: true,
+        firmware: options.firmware,
+        timeToReadyMs: watched.value.at - running.startedAt,
+        readyLine: watched.value.ready,
+        lastConsoleLines: await running.lastConsoleLines(tail),
+        seen,
+        accelerator,
+      };
     }
-    await rm(dir, { recursive: true, force: true });
+    const lines = await running.lastConsoleLines(tail);
+    if (watched.kind === "found" && "dead" in watched.value)
+      return failed(watched.value.dead, lines, accelerator);
+    if (watched.kind === "exited") {
+      const log = await tailOf(join(running.dir, "qemu.log"), 3);
+      return failed(`QEMU exited before the image was ready${log ? `: ${log}` : ""}`, lines, accelerator);
+    }
+    if (watched.kind === "aborted") return failed("interrupted", lines, accelerator);
+    const what = options.readyPattern ? String(pattern) : "test marker";
+    return failed(
+      `no ${what} on the serial console within ${Math.round(options.timeoutMs / 1000)} s` +
+        (lines.length === 0 ? " (the console stayed empty)" : ""),
+      lines,
+      accelerator,
+    );
+  } catch (error) {
+    return failed((error as Error).message, vm ? await vm.lastConsoleLines(tail) : [], accelerator);
+  } finally {
+    await vm?.destroy();
   }
 }

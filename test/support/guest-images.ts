@@ -37,9 +37,6 @@ export interface GuestImageOptions {
   log?: (line: string) => void;
 }
 
-/** The line cloud-init prints on the console when it has finished (the micro guest prints one too). */
-export const CLOUD_INIT_FINISHED = /Cloud-init v\. \S+ finished at/;
-
 const RECIPE_VERSION = 1;
 /** The code that builds images is an input of every image too. */
 const RECIPE_FILES = ["./guest/disk.ts", "./guest/cpio.ts"].map((f) => new URL(f, import.meta.url).pathname);

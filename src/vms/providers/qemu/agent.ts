@@ -222,3 +222,26 @@ export async function waitForAgent(
     }
   }
 }
+
+/**
+ * One try: connects to the agent socket and pings the agent. Resolves with the client (connected and
+ * synchronised: close it when done) when an agent answered, rejects otherwise. Polling readiness checks
+ * (the provider's, boot tests') call this now and then.
+ */
+export async function pingAgent(
+  path: string,
+  options: { connectTimeoutMs?: number; timeoutMs?: number } = {},
+): Promise<GuestAgentClient> {
+  const timeoutMs = options.timeoutMs ?? 2000;
+  const client = await GuestAgentClient.connect(path, {
+    connectTimeoutMs: options.connectTimeoutMs ?? 1000,
+    timeoutMs,
+  });
+  try {
+    await client.ping({ timeoutMs });
+    return client;
+  } catch (error) {
+    client.close();
+    throw error;
+  }
+}

@@ -13,6 +13,7 @@
 //   - the serial console, VNC, QMP and the guest-agent channel each on a unix socket in the VM's directory;
 //   - a virtio RNG (guests do not stall on entropy under TCG), a USB tablet when VNC is on (absolute pointer
 //     for noVNC), -pidfile.
+//   - on request, SeaBIOS's debug console in a file (it tells "No bootable device" where the serial is silent).
 // QEMU is not daemonized by default (see launch.ts: the launcher detaches it itself, so that its stderr goes
 // to the VM's log for its whole life); `daemonize: true` adds -daemonize for callers that want QEMU's own.
 
@@ -77,6 +78,11 @@ export interface MachineSpec {
   };
   /** Everything the guest writes to the serial console is also appended here. */
   serialLog?: string;
+  /**
+   * SeaBIOS's debug console (I/O port 0x402) is written here: it says "No bootable device" where the
+   * serial console says nothing. BIOS only (OVMF reports boot failures on the serial console).
+   */
+  firmwareLog?: string;
   pidfile: string;
   daemonize?: boolean;
   /** TCG translation cache in MiB; QEMU's default (1 GiB) is large for small test guests. */
@@ -311,6 +317,13 @@ export function buildQemuCommand(spec: MachineSpec, binary = "qemu-system-x86_64
       });
   }
 
+  if (spec.firmwareLog && spec.firmware.type === "bios")
+    argv.push(
+      "-chardev",
+      `file,id=firmware-log,path=${qemuValue(spec.firmwareLog)}`,
+      "-device",
+      "isa-debugcon,iobase=0x402,chardev=firmware-log",
+    );
   argv.push("-device", "virtio-rng-pci");
   if (spec.sockets.vnc)
     argv.push(

@@ -5,8 +5,7 @@
 import { execFile } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { EventEmitter } from "node:events";
-import { mkdir, open, readFile, rm, rmdir, stat, writeFile } from "node:fs/promises";
-import { createServer } from "node:net";
+import { mkdir, readFile, rm, rmdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import type { Logger } from "pino";
@@ -30,10 +29,11 @@ import {
 } from "../../provider.ts";
 import { RecordExists, type VmRecord, VmRecords } from "../../records.ts";
 import { probeAccelerator } from "./accel.ts";
-import { GuestAgentClient } from "./agent.ts";
+import { type GuestAgentClient, pingAgent } from "./agent.ts";
 import { buildQemuCommand, type MachineFeature, type MachineSpec } from "./cmdline.ts";
 import { openVnc, SerialHub } from "./console-hub.ts";
 import { prepareFirmware } from "./firmware.ts";
+import { findFreePort } from "./ports.ts";
 import {
   isAlive,
   killProcess,
@@ -44,6 +44,8 @@ import {
   waitForExit,
 } from "./process.ts";
 import { QmpClient } from "./qmp.ts";
+import { createOverlay } from "./scratch-vm.ts";
+import { CLOUD_INIT_FINISHED, LogFollower, logSize } from "./serial-log.ts";
 import { startSwtpm, swtpmAvailable } from "./swtpm.ts";
 
 const run = promisify(execFile);
@@ -94,9 +96,6 @@ export interface QemuProviderOptions {
   readyTimeoutMs?: number;
   qemuBinary?: string;
 }
-
-/** cloud-init's last line on the console, and the micro test guest's equivalent. */
-const CLOUD_INIT_FINISHED = /Cloud-init v\. \S+ finished at/;
 
 export class QemuProvider extends EventEmitter<VmProviderEvents> implements VmProvider {
   readonly name = "qemu";
@@ -287,9 +286,14 @@ export class QemuProvider extends EventEmitter<VmProviderEvents> implements VmPr
       await rm(disk, { force: true });
       // A disk image becomes the backing file of the VM's overlay; an installer ISO is attached as a cdrom
       // beside an empty disk.
-      const backing =
-        base.format === "iso" ? [] : ["-F", base.format, "-b", this.#options.images.pathOf(base.sha256)];
-      await run("qemu-img", ["create", "-q", "-f", "qcow2", ...backing, disk, String(spec.storageBytes)]);
+      if (base.format === "iso")
+        await run("qemu-img", ["create", "-q", "-f", "qcow2", disk, String(spec.storageBytes)]);
+      else
+        await createOverlay(
+          disk,
+          { path: this.#options.images.pathOf(base.sha256), format: base.format },
+          spec.storageBytes,
+        );
       const seed = buildNoCloudSeed({
         catalogCloudInit: spec.image.cloudInit,
         cloudUser: spec.image.cloudUser,
@@ -366,8 +370,8 @@ export class QemuProvider extends EventEmitter<VmProviderEvents> implements VmPr
           logPath: join(dir, "swtpm.log"),
         });
       }
-      const sshPort = await freePort();
-      const consoleOffset = await sizeOf(join(dir, "serial.log"));
+      const sshPort = await findFreePort();
+      const consoleOffset = await logSize(join(dir, "serial.log"));
       const installer =
         live.record.runtime.installer && live.record.runtime.baseImage
           ? this.#options.images.pathOf(live.record.runtime.baseImage)
@@ -510,7 +514,7 @@ export class QemuProvider extends EventEmitter<VmProviderEvents> implements VmPr
         this.#setPhase(live, runtime.readyAt ? "Ready" : "Running");
         if (runtime.readyAt)
           this.#setCondition(live, "Ready", "True", "Reattached", `ready since ${runtime.readyAt}`);
-        else this.#watchReadiness(live, await sizeOf(join(dir, "serial.log")));
+        else this.#watchReadiness(live, await logSize(join(dir, "serial.log")));
       }
       return;
     }
@@ -535,7 +539,7 @@ export class QemuProvider extends EventEmitter<VmProviderEvents> implements VmPr
   // --- readiness -----------------------------------------------------------------------------------------
 
   async #markBooted(live: Live): Promise<void> {
-    const consoleOffset = await sizeOf(join(this.#dir(live.record), "serial.log"));
+    const consoleOffset = await logSize(join(this.#dir(live.record), "serial.log"));
     live.ipAddresses = [];
     this.#saveRuntime(live, {
       startedAt: new Date().toISOString(),
@@ -559,7 +563,6 @@ export class QemuProvider extends EventEmitter<VmProviderEvents> implements VmPr
     const dir = this.#dir(live.record);
     const deadline = Date.now() + this.#options.readyTimeoutMs;
     const startedAt = Date.parse(live.record.runtime.startedAt ?? new Date().toISOString());
-    let logOffset = fromOffset;
     const ready = async (how: string, agent?: GuestAgentClient) => {
       if (signal.aborted) return;
       controller.abort();
@@ -584,33 +587,8 @@ export class QemuProvider extends EventEmitter<VmProviderEvents> implements VmPr
       if (live.phase === "Running") this.#setPhase(live, "Ready");
       else this.#changed(live);
     };
-    const tryAgent = async () => {
-      const client = await GuestAgentClient.connect(join(dir, "agent.sock"), {
-        connectTimeoutMs: 1000,
-        timeoutMs: 2000,
-      });
-      try {
-        await client.ping({ timeoutMs: 2000 });
-        return client;
-      } catch (error) {
-        client.close();
-        throw error;
-      }
-    };
-    const tryConsole = async () => {
-      const handle = await open(join(dir, "serial.log"), "r");
-      try {
-        const { size } = await handle.stat();
-        if (size <= logOffset) return false;
-        const start = Math.max(0, logOffset - 200);
-        const buffer = Buffer.alloc(size - start);
-        await handle.read(buffer, 0, buffer.length, start);
-        logOffset = size;
-        return CLOUD_INIT_FINISHED.test(buffer.toString("latin1"));
-      } finally {
-        await handle.close();
-      }
-    };
+    const consoleLog = new LogFollower(join(dir, "serial.log"), fromOffset);
+    const tryConsole = async () => (await consoleLog.next()).some((line) => CLOUD_INIT_FINISHED.test(line));
     void (async () => {
       while (!signal.aborted && Date.now() < deadline) {
         if (live.phase === "Paused") {
@@ -618,7 +596,7 @@ export class QemuProvider extends EventEmitter<VmProviderEvents> implements VmPr
           continue;
         }
         if (await tryConsole().catch(() => false)) return ready("console");
-        const agent = await tryAgent().catch(() => undefined);
+        const agent = await pingAgent(join(dir, "agent.sock")).catch(() => undefined);
         if (agent) return ready("agent", agent);
         await sleep(1000, signal);
       }
@@ -801,22 +779,6 @@ async function guestAddresses(agent: GuestAgentClient): Promise<string[]> {
   } catch {
     return [];
   }
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() =>
-        typeof address === "object" && address ? resolve(address.port) : reject(new Error("no free port")),
-      );
-    });
-  });
-}
-
-async function sizeOf(path: string): Promise<number> {
-  return (await stat(path).catch(() => undefined))?.size ?? 0;
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
