@@ -1,6 +1,9 @@
 // Reaching a Kubernetes API server: the client configuration (a kubeconfig file, $KUBECONFIG, or the pod's
-// service account), object references given on the command line, and the errors of the client library
-// read back into the apiserver's Status (code, reason, message).
+// service account, or a caller's bearer token), object references given on the command line, requests the
+// typed clients lack, and the errors of the client library read back into the apiserver's Status (code,
+// reason, message).
+import http from "node:http";
+import https from "node:https";
 import { KubeConfig } from "@kubernetes/client-node";
 import { isDns1123Label } from "../util/names.ts";
 
@@ -97,3 +100,74 @@ function statusBody(body: unknown): { code?: number; reason?: string; message?: 
 }
 
 const firstLine = (text: string) => text.split("\n")[0] ?? text;
+
+/**
+ * The same cluster, reached as the holder of `token` (the caller's own bearer token): Kubernetes RBAC
+ * then decides what the request may do, not osimg's service account.
+ */
+export function withBearerToken(base: KubeConfig, token: string): KubeConfig {
+  const cluster = base.getCurrentCluster();
+  if (!cluster) throw new Error("no Kubernetes cluster is configured");
+  const config = new KubeConfig();
+  config.loadFromClusterAndUser(cluster, { name: "caller", token });
+  return config;
+}
+
+/** The URL of an API path on the configured cluster (http(s):// or, for WebSockets, ws(s)://). */
+export function apiUrl(config: KubeConfig, path: string, websocket = false): URL {
+  const cluster = config.getCurrentCluster();
+  if (!cluster) throw new Error("no Kubernetes cluster is configured");
+  const url = new URL(cluster.server.replace(/\/+$/, "") + path);
+  if (websocket) url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
+  return url;
+}
+
+/** An error shaped like the client library's (code and body), so that kubeFailure reads it. */
+export class KubeRequestError extends Error {
+  override name = "KubeRequestError";
+  readonly code: number;
+  readonly body: string;
+
+  constructor(code: number, body: string) {
+    super(`HTTP ${code}: ${body.slice(0, 200)}`);
+    this.code = code;
+    this.body = body;
+  }
+}
+
+/**
+ * A request the typed clients have no method for (KubeVirt's subresource API: PUT .../start), with the
+ * configuration's credentials and TLS settings. Resolves with the body of a 2xx answer.
+ */
+export async function kubeRequest(
+  config: KubeConfig,
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<string> {
+  const url = apiUrl(config, path);
+  const options: https.RequestOptions = { method, headers: {} };
+  await config.applyToHTTPSOptions(options);
+  const text = body === undefined ? undefined : JSON.stringify(body);
+  if (text !== undefined)
+    Object.assign(options.headers as Record<string, string>, {
+      "content-type": "application/json",
+      "content-length": String(Buffer.byteLength(text)),
+    });
+  const send = url.protocol === "https:" ? https.request : http.request;
+  return new Promise((resolve, reject) => {
+    const request = send(url, options, (response) => {
+      const chunks: Buffer[] = [];
+      response.on("data", (chunk: Buffer) => chunks.push(chunk));
+      response.on("error", reject);
+      response.on("end", () => {
+        const answer = Buffer.concat(chunks).toString("utf8");
+        const code = response.statusCode ?? 0;
+        if (code >= 200 && code < 300) resolve(answer);
+        else reject(new KubeRequestError(code, answer));
+      });
+    });
+    request.on("error", reject);
+    request.end(text);
+  });
+}

@@ -1,6 +1,7 @@
 // KubeVirt's admission rules that the schema cannot express, as its validating webhooks apply them to
 // VirtualMachines (on spec.template.spec) and VirtualMachineInstances (on spec). Pure: object in, field
 // errors out. The rules are those listed in shared/reference/README.md, from KubeVirt's admitters.
+import { parseQuantity } from "../../../src/units/quantity.ts";
 import type { StatusCause } from "./status.ts";
 
 export const CLOUD_INIT_INLINE_LIMIT = 2048;
@@ -166,5 +167,64 @@ function hypervRules(spec: Json, path: string): StatusCause[] {
       );
     }
   }
+  return causes;
+}
+
+/** The preference a VirtualMachine references (spec.preference), when it names a cluster-wide one. */
+export function referencedClusterPreference(vm: Json): string | undefined {
+  const preference = obj(obj(vm.spec)?.preference);
+  if (!preference || typeof preference.name !== "string") return undefined;
+  const kind = String(preference.kind ?? "VirtualMachineClusterPreference").toLowerCase();
+  return kind === "virtualmachineclusterpreference" || kind === "virtualmachineclusterpreferences"
+    ? preference.name
+    : undefined;
+}
+
+const quantityBytes = (value: unknown): number | undefined => {
+  const parsed = parseQuantity(String(value));
+  return parsed.ok ? parsed.quantity.value : undefined;
+};
+
+/**
+ * KubeVirt's check of a VM against its preference's spec.requirements (pkg/instancetype/preference/
+ * requirements): the guest's vCPUs (sockets × cores × threads) and memory must reach them. `preference`
+ * undefined: the referenced preference does not exist.
+ */
+export function admitPreference(vm: Json, name: string, preference: Json | undefined): StatusCause[] {
+  if (!preference)
+    return [
+      invalid(
+        "spec.preference.name",
+        name,
+        `failure to find preference: virtualmachineclusterpreferences.instancetype.kubevirt.io "${name}" not found`,
+      ),
+    ];
+  const requirements = obj(obj(preference.spec)?.requirements);
+  if (!requirements) return [];
+  const domain = obj(obj(obj(obj(vm.spec)?.template)?.spec)?.domain) ?? {};
+  const causes: StatusCause[] = [];
+  const cpu = obj(domain.cpu) ?? {};
+  const vcpus = ["sockets", "cores", "threads"].reduce((n, k) => n * (Number(cpu[k] ?? 1) || 1), 1);
+  const neededCpu = Number(obj(requirements.cpu)?.guest ?? 0);
+  if (vcpus < neededCpu)
+    causes.push(
+      invalid(
+        "spec.template.spec.domain.cpu",
+        vcpus,
+        `failure checking preference requirements: insufficient CPU resources of ${vcpus} vCPU provided by VirtualMachine spec, preference requires ${neededCpu} vCPU`,
+      ),
+    );
+  const neededMemory = obj(requirements.memory)?.guest;
+  const guest = obj(domain.memory)?.guest;
+  const have = guest === undefined ? 0 : (quantityBytes(guest) ?? 0);
+  const need = neededMemory === undefined ? 0 : (quantityBytes(neededMemory) ?? 0);
+  if (have < need)
+    causes.push(
+      invalid(
+        "spec.template.spec.domain.memory.guest",
+        guest,
+        `failure checking preference requirements: insufficient Memory resources of ${String(guest)} provided by VirtualMachine spec, preference requires ${String(neededMemory)}`,
+      ),
+    );
   return causes;
 }

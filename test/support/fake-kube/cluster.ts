@@ -4,7 +4,13 @@
 // The HTTP layer and the controllers of the fake both call it, so everything written is validated.
 import { randomInt, randomUUID } from "node:crypto";
 import { isDeepStrictEqual } from "node:util";
-import { type AdmissionOptions, admitVirtualMachine, admitVirtualMachineInstance } from "./admission.ts";
+import {
+  type AdmissionOptions,
+  admitPreference,
+  admitVirtualMachine,
+  admitVirtualMachineInstance,
+  referencedClusterPreference,
+} from "./admission.ts";
 import { applyPatch } from "./patch.ts";
 import { apiVersionOf, BUILTIN_TYPES, type KubeObject, type ResourceType, typeKey } from "./resources.ts";
 import { validateAgainst } from "./schema.ts";
@@ -306,7 +312,18 @@ export class Cluster {
   #validate(type: ResourceType, object: KubeObject): void {
     const causes: StatusCause[] = [...coreRules(type, object)];
     if (type.schema) causes.push(...validateAgainst(type.schema.document, type.schema.definition, object));
-    if (type.kind === "VirtualMachine") causes.push(...admitVirtualMachine(object, this.admission));
+    if (type.kind === "VirtualMachine") {
+      causes.push(...admitVirtualMachine(object, this.admission));
+      const preference = referencedClusterPreference(object);
+      if (preference !== undefined) {
+        const found = this.store.get(
+          typeKey(this.typeOfKind("VirtualMachineClusterPreference")),
+          undefined,
+          preference,
+        );
+        causes.push(...admitPreference(object, preference, found));
+      }
+    }
     if (type.kind === "VirtualMachineInstance")
       causes.push(...admitVirtualMachineInstance(object, this.admission));
     if (causes.length > 0) throw invalid(type, object.metadata.name ?? "", causes);

@@ -164,6 +164,13 @@ export class KubeVirtControllers {
         this.#enqueue(this.vm, {
           metadata: { namespace: event.object.metadata.namespace, name: owner.name },
         });
+      else if (type === this.dv) {
+        // A DataVolume not (yet) owned: the VMs whose volumes name it.
+        const namespace = event.object.metadata.namespace;
+        for (const vm of this.#cluster.store.list(typeKeyOf(this.vm), namespace))
+          if (standaloneDataVolumes((vm.spec ?? {}) as Json).includes(event.object.metadata.name as string))
+            this.#enqueue(this.vm, vm);
+      }
     }
   }
 
@@ -231,6 +238,11 @@ export class KubeVirtControllers {
         });
         volumesReady = false;
       } else if ((dv.status as Json | undefined)?.phase !== "Succeeded") volumesReady = false;
+    }
+    // DataVolumes of their own that the VM's volumes name: KubeVirt waits for them too.
+    for (const dvName of standaloneDataVolumes(spec)) {
+      const dv = this.#find(this.dv, namespace, dvName);
+      if ((dv?.status as Json | undefined)?.phase !== "Succeeded") volumesReady = false;
     }
 
     let vmi = this.#find(this.vmi, namespace, name);
@@ -435,6 +447,19 @@ export class KubeVirtControllers {
 }
 
 const typeKeyOf = (t: ResourceType) => `${t.group}/${t.version}/${t.resource}`;
+
+/** DataVolumes a VM's volumes name that its dataVolumeTemplates do not create. */
+function standaloneDataVolumes(spec: Json): string[] {
+  const templated = new Set(
+    ((spec.dataVolumeTemplates ?? []) as { metadata?: Json }[]).map((t) => String(t.metadata?.name ?? "")),
+  );
+  const volumes = ((((spec.template ?? {}) as Json).spec ?? {}) as Json).volumes as
+    | { dataVolume?: { name?: string } }[]
+    | undefined;
+  return (volumes ?? [])
+    .map((v) => v.dataVolume?.name)
+    .filter((n): n is string => n !== undefined && !templated.has(n));
+}
 
 function runStrategy(spec: Json): string {
   if (typeof spec.runStrategy === "string") return spec.runStrategy;

@@ -7,6 +7,7 @@ import { writeFile } from "node:fs/promises";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 import { KubeConfig } from "@kubernetes/client-node";
+import { type WebSocket, WebSocketServer } from "ws";
 import { Cluster, type ClusterOptions, withTypeMeta } from "./cluster.ts";
 import { type ControllerOptions, KubeVirtControllers, type SubresourceAction } from "./controllers.ts";
 import { apiVersionOf, type KubeObject, type ResourceType, SUBRESOURCE_GROUP, typeKey } from "./resources.ts";
@@ -31,7 +32,22 @@ export interface FakeKubeOptions extends ClusterOptions {
   tooLargeWaitMs?: number;
   /** How a watch from a compacted resourceVersion fails: an ERROR event in a 200 stream (as the watch cache does) or HTTP 410. */
   goneAs?: "event" | "http";
+  /**
+   * RBAC in one function: whether the holder of a bearer token may make a request (the namespace is
+   * undefined for cluster-wide requests). Refused requests answer 403 Forbidden; default: all allowed.
+   */
+  authorize?: (access: AccessCheck) => boolean;
 }
+
+export interface AccessCheck {
+  token: string | undefined;
+  method: string;
+  path: string;
+  namespace: string | undefined;
+}
+
+/** The WebSocket subprotocol of KubeVirt's console and VNC subresources. */
+export const KUBEVIRT_STREAM_PROTOCOL = "plain.kubevirt.io";
 
 /** Which requests a control applies to; every given field must match. */
 export interface RequestMatch {
@@ -71,6 +87,8 @@ export interface RecordedRequest {
   query: Record<string, string>;
   watch: boolean;
   status?: number;
+  /** The bearer token the request carried. */
+  token?: string;
 }
 
 interface ActiveWatch {
@@ -102,6 +120,13 @@ export class FakeKube {
   readonly #rules: Rule[] = [];
   readonly #podLogs = new Map<string, string>();
   readonly #logEvents = new EventEmitter();
+  readonly #streams = new WebSocketServer({
+    noServer: true,
+    handleProtocols: (protocols) =>
+      protocols.has(KUBEVIRT_STREAM_PROTOCOL) ? KUBEVIRT_STREAM_PROTOCOL : false,
+  });
+  /** Open console and VNC streams, by VMI namespace/name. */
+  readonly #consoles = new Map<string, Set<WebSocket>>();
   #server: Server | undefined;
   /** Every open connection, so that a stop cuts them all, whatever state each is in. */
   readonly #sockets = new Set<Socket>();
@@ -225,6 +250,16 @@ export class FakeKube {
     this.#podLogs.set(`${namespace}/${name}`, text);
   }
 
+  /** Console and VNC streams open now to a VMI. */
+  openConsoles(namespace: string, name: string): number {
+    return this.#consoles.get(`${namespace}/${name}`)?.size ?? 0;
+  }
+
+  /** Cuts every console and VNC stream of a VMI, as when its virt-launcher goes away. */
+  closeConsoles(namespace: string, name: string): void {
+    for (const socket of this.#consoles.get(`${namespace}/${name}`) ?? []) socket.terminate();
+  }
+
   appendPodLog(namespace: string, name: string, text: string): void {
     const key = `${namespace}/${name}`;
     this.#podLogs.set(key, (this.#podLogs.get(key) ?? "") + text);
@@ -235,6 +270,7 @@ export class FakeKube {
 
   async #listen(port = 0): Promise<void> {
     const server = createServer((req, res) => void this.#handle(req, res));
+    server.on("upgrade", (req, socket, head) => this.#upgrade(req, socket as Socket, head));
     server.on("connection", (socket) => {
       this.#sockets.add(socket);
       socket.once("close", () => this.#sockets.delete(socket));
@@ -251,6 +287,7 @@ export class FakeKube {
 
   async #stop(): Promise<void> {
     clearInterval(this.#bookmarkTimer);
+    for (const open of this.#consoles.values()) for (const socket of open) socket.terminate();
     const server = this.#server;
     if (!server) return;
     this.#server = undefined;
@@ -263,11 +300,23 @@ export class FakeKube {
     const url = new URL(req.url ?? "/", "http://fake");
     const query = Object.fromEntries(url.searchParams);
     const watch = query.watch === "true" || query.watch === "1";
-    const record: RecordedRequest = { method: req.method ?? "GET", path: url.pathname, query, watch };
+    const token = bearerToken(req);
+    const record: RecordedRequest = {
+      method: req.method ?? "GET",
+      path: url.pathname,
+      query,
+      watch,
+      ...(token ? { token } : {}),
+    };
     this.requests.push(record);
     res.on("finish", () => {
       record.status = res.statusCode;
     });
+    const forbidden = this.#forbidden(record);
+    if (forbidden) {
+      this.#send(res, 403, forbidden.status);
+      return;
+    }
     const rule = this.#matchRule(record);
     if (rule?.kind === "hold") {
       rule.arrive();
@@ -296,6 +345,87 @@ export class FakeKube {
       if (!res.headersSent) this.#send(res, status.code, status);
       else res.destroy();
     }
+  }
+
+  /** The refusal of a request the authorize option does not allow, or undefined. */
+  #forbidden(request: RecordedRequest): KubeError | undefined {
+    const authorize = this.#options.authorize;
+    if (!authorize) return undefined;
+    const namespace = /\/namespaces\/([^/]+)\/[^/]/.exec(request.path)?.[1];
+    const allowed = authorize({
+      token: request.token,
+      method: request.method,
+      path: request.path,
+      namespace,
+    });
+    if (allowed) return undefined;
+    return new KubeError(
+      403,
+      "Forbidden",
+      `${request.method} ${request.path} is forbidden: the token's user cannot do this${namespace ? ` in the namespace "${namespace}"` : " at the cluster scope"}`,
+    );
+  }
+
+  /** KubeVirt's console and vnc subresources: WebSocket streams to a running VMI (a fake that echoes). */
+  #upgrade(req: IncomingMessage, socket: Socket, head: Buffer): void {
+    const url = new URL(req.url ?? "/", "http://fake");
+    const token = bearerToken(req);
+    const record: RecordedRequest = {
+      method: "GET",
+      path: url.pathname,
+      query: Object.fromEntries(url.searchParams),
+      watch: false,
+      ...(token ? { token } : {}),
+    };
+    this.requests.push(record);
+    const target = this.#streamTarget(record);
+    if (target instanceof KubeError) {
+      record.status = target.status.code;
+      const body = JSON.stringify(target.status);
+      socket.end(
+        `HTTP/1.1 ${target.status.code} ${target.status.reason}\r\ncontent-type: ${JSON_TYPE}\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+      );
+      return;
+    }
+    const { namespace, name, kind } = target;
+    this.#streams.handleUpgrade(req, socket, head, (ws) => {
+      record.status = 101;
+      const key = `${namespace}/${name}`;
+      let open = this.#consoles.get(key);
+      if (!open) {
+        open = new Set();
+        this.#consoles.set(key, open);
+      }
+      open.add(ws);
+      ws.on("close", () => open.delete(ws));
+      // A serial console shows a login prompt; VNC starts with the RFB version, as a server does.
+      ws.send(Buffer.from(kind === "vnc" ? "RFB 003.008\n" : `\r\n${name} login: `));
+      ws.on("message", (data: Buffer) => ws.send(data, { binary: true }));
+    });
+  }
+
+  /** The VMI a console or VNC request is for, or why it is refused. */
+  #streamTarget(
+    record: RecordedRequest,
+  ): { namespace: string; name: string; kind: "console" | "vnc" } | KubeError {
+    const forbidden = this.#forbidden(record);
+    if (forbidden) return forbidden;
+    const match =
+      /^\/apis\/subresources\.kubevirt\.io\/v1\/namespaces\/([^/]+)\/virtualmachineinstances\/([^/]+)\/(console|vnc)$/.exec(
+        record.path,
+      );
+    if (!match) return new KubeError(404, "NotFound", "the server could not find the requested resource");
+    const [, namespace, name, kind] = match as unknown as [string, string, string, "console" | "vnc"];
+    const vmi = this.cluster.store.get(typeKey(this.controllers.vmi), namespace, name);
+    if (!vmi)
+      return new KubeError(404, "NotFound", `virtualmachineinstances.kubevirt.io "${name}" not found`);
+    if ((vmi.status as { phase?: string } | undefined)?.phase !== "Running")
+      return new KubeError(
+        400,
+        "BadRequest",
+        "Unable to connect to VirtualMachineInstance because phase is not Running",
+      );
+    return { namespace, name, kind };
   }
 
   #matchRule(request: RecordedRequest): Rule | undefined {
@@ -683,6 +813,14 @@ export class FakeKube {
             kind: "",
             verbs: ["update"],
           });
+      for (const stream of ["console", "vnc"])
+        resources.push({
+          name: `virtualmachineinstances/${stream}`,
+          singularName: "",
+          namespaced: true,
+          kind: "",
+          verbs: ["get"],
+        });
     }
     if (resources.length === 0)
       throw new KubeError(404, "NotFound", "the server could not find the requested resource");
@@ -710,6 +848,11 @@ function translate(
   if (now) return { type: "ADDED", object };
   if (before) return { type: "DELETED", object };
   return undefined;
+}
+
+function bearerToken(req: IncomingMessage): string | undefined {
+  const header = req.headers.authorization;
+  return header?.startsWith("Bearer ") ? header.slice("Bearer ".length) : undefined;
 }
 
 async function readJson(req: IncomingMessage, optional = false): Promise<unknown> {
