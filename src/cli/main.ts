@@ -3,6 +3,11 @@ import { Command, InvalidArgumentError } from "commander";
 import { defaultDataDir } from "../config/paths.ts";
 import { type ObjectRef, parseObjectRef } from "../kube/client.ts";
 import { startServer } from "../server/serve.ts";
+import {
+  addKubevirtOptions,
+  type KubevirtFlags,
+  settingsFromFlags,
+} from "../vms/providers/kubevirt/settings.ts";
 import { registerAuditCommands } from "./audit.ts";
 import { addServeAuthOptions, registerAuthCommands, type ServeAuthFlags, serveAuthSettings } from "./auth.ts";
 import { registerBuildCommands } from "./build.ts";
@@ -26,7 +31,10 @@ function objectRef(value: string): ObjectRef {
   }
 }
 
-interface ServeFlags extends ServeAuthFlags {
+interface ServeFlags extends ServeAuthFlags, KubevirtFlags {
+  provider?: "qemu" | "kubevirt";
+  identity?: "service-account" | "caller";
+  overlays?: boolean;
   catalog?: string;
   configmap?: ObjectRef;
   kubeconfig?: string;
@@ -40,7 +48,7 @@ const program = new Command("osimg")
   .version("0.1.0")
   .showHelpAfterError();
 
-addServeAuthOptions(program.command("serve"))
+addKubevirtOptions(addServeAuthOptions(program.command("serve")))
   .description("serve the catalog API (Kube-DC compatible) with live reload")
   .option(
     "--catalog <path>",
@@ -53,12 +61,28 @@ addServeAuthOptions(program.command("serve"))
   )
   .option(
     "--kubeconfig <path>",
-    "kubeconfig for --configmap; default $KUBECONFIG, ~/.kube/config, or the pod's service account",
+    "kubeconfig for --configmap and --provider kubevirt; default $KUBECONFIG, ~/.kube/config, or the pod's service account",
   )
   .option("--port <n>", "port to listen on", port, Number(process.env.OSIMG_PORT ?? 8080))
   .option("--host <address>", "address to listen on", process.env.OSIMG_HOST ?? "127.0.0.1")
   .option("--data-dir <dir>", "where osimg keeps its data", defaultDataDir())
+  .option(
+    "--provider <provider>",
+    "who runs VMs: qemu (local) or kubevirt (the cluster); default kubevirt with --configmap, else qemu",
+  )
+  .option(
+    "--identity <identity>",
+    "kubevirt: act as osimg's service-account, or as the caller (their Kubernetes token; needs --auth kubernetes)",
+  )
+  .option(
+    "--no-overlays",
+    "with --configmap: ignore project overlays (ConfigMaps labelled osimg.io/catalog=true)",
+  )
   .action(async (options: ServeFlags) => {
+    if (options.provider && !["qemu", "kubevirt"].includes(options.provider))
+      program.error("error: --provider is qemu or kubevirt");
+    if (options.identity && !["service-account", "caller"].includes(options.identity))
+      program.error("error: --identity is service-account or caller");
     if (options.catalog && options.configmap)
       program.error("error: --catalog and --configmap name two catalogs; give one");
     const server = await startServer({
@@ -68,6 +92,13 @@ addServeAuthOptions(program.command("serve"))
       host: options.host,
       dataDir: options.dataDir,
       ...serveAuthSettings(options),
+      provider: options.provider,
+      kubevirt: {
+        settings: settingsFromFlags(options),
+        identity: options.identity,
+        kubeconfig: options.kubeconfig,
+      },
+      overlays: options.configmap ? options.overlays : false,
     });
     const shutdown = async () => {
       await server.close();

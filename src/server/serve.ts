@@ -7,15 +7,19 @@ import pino, { type Logger } from "pino";
 import { REDACT } from "../auth/redact.ts";
 import { type AuthSettings, setupTenancy, type TenancyOptions } from "../auth/setup.ts";
 import { countBySeverity } from "../catalog/findings.ts";
-import { ConfigMapCatalogSource } from "../catalog/sources/configmap.ts";
+import { ConfigMapCatalogSource, OverlayCatalogSource } from "../catalog/sources/configmap.ts";
 import { FileCatalogSource } from "../catalog/sources/file.ts";
 import { CatalogState } from "../catalog/state.ts";
 import { BUILTIN_CATALOG } from "../config/paths.ts";
+import { BootTests } from "../images/boot-tests.ts";
 import { FetchPolicy } from "../images/fetch-policy.ts";
 import { PullJobs } from "../images/pull-jobs.ts";
 import { ImageStore } from "../images/store.ts";
 import { CatalogVerifier } from "../images/verifier.ts";
 import { loadKubeConfig } from "../kube/client.ts";
+import type { VmProvider } from "../vms/provider.ts";
+import { type IdentityMode, KubevirtProvider } from "../vms/providers/kubevirt/provider.ts";
+import { DEFAULT_SETTINGS, type KubevirtSettings } from "../vms/providers/kubevirt/settings.ts";
 import { QemuProvider } from "../vms/providers/qemu/provider.ts";
 import { buildApp } from "./app.ts";
 
@@ -39,6 +43,18 @@ export interface ServeOptions {
   auth?: AuthSettings;
   /** Rate limits, allowed origins, the audit log, quotas (src/auth/setup.ts). */
   tenancy?: Omit<TenancyOptions, "auth" | "dataDir" | "host" | "logger">;
+  /** Who runs VMs: local QEMU, or KubeVirt on the cluster; default kubevirt with configMap, else qemu. */
+  provider?: "qemu" | "kubevirt";
+  /** The KubeVirt provider: how VMs are made, and as whom (default: the service account, default settings). */
+  kubevirt?: {
+    settings?: KubevirtSettings;
+    identity?: IdentityMode;
+    /** Without configMap: a kubeconfig file, or a ready client configuration (tests). */
+    kubeconfig?: string;
+    kubeConfig?: KubeConfig;
+  };
+  /** Project overlays (ConfigMaps labelled osimg.io/catalog=true); default: on with configMap. */
+  overlays?: boolean;
 }
 
 export interface RunningServer {
@@ -119,9 +135,21 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
   });
 
   const { configMap } = options;
+  const providerName = options.provider ?? (configMap ? "kubevirt" : "qemu");
+  const identity = options.kubevirt?.identity ?? "service-account";
+  if (providerName === "kubevirt" && identity === "caller" && options.auth?.mode !== "kubernetes")
+    throw new Error(
+      "--identity caller passes the caller's Kubernetes token through: it needs --auth kubernetes",
+    );
+  // One client configuration for everything that talks to the cluster.
+  let kube: KubeConfig | undefined = configMap?.kubeConfig ?? options.kubevirt?.kubeConfig;
+  const kubeConfig = () => {
+    kube ??= loadKubeConfig({ kubeconfig: configMap?.kubeconfig ?? options.kubevirt?.kubeconfig });
+    return kube;
+  };
   const source = configMap
     ? new ConfigMapCatalogSource({
-        kubeConfig: configMap.kubeConfig ?? loadKubeConfig({ kubeconfig: configMap.kubeconfig }),
+        kubeConfig: kubeConfig(),
         namespace: configMap.namespace,
         name: configMap.name,
         state,
@@ -134,6 +162,19 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
         lastGoodPath: join(options.dataDir, "catalog", "last-good.json"),
       });
   await source.start();
+  const overlays =
+    (options.overlays ?? configMap !== undefined)
+      ? new OverlayCatalogSource({ kubeConfig: kubeConfig(), state, logger })
+      : undefined;
+  state.on("overlay", ({ namespace, name, ok, reload }) => {
+    if (ok) logger.info({ overlay: `${namespace}/${name}`, removed: !reload }, "catalog overlay served");
+    else
+      logger.warn(
+        { overlay: `${namespace}/${name}` },
+        "catalog overlay rejected; its last good version stays",
+      );
+  });
+  await overlays?.start();
   // Image intake: the store in the data directory, and catalog images checked in the background. The
   // server fetches only public addresses unless OSIMG_FETCH_ALLOW names a mirror.
   const fetchPolicy = FetchPolicy.server();
@@ -146,23 +187,53 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
   });
   verifier.start();
   const images = { store, verifier, pulls: new PullJobs(store) };
-  // VMs on local QEMU: the embedded default. VMs of an earlier run are re-attached before serving.
-  const provider = new QemuProvider({ dataDir: options.dataDir, images: store, logger });
-  await provider.init();
+  // Boot tests of catalog entries run as throw-away VMs on this machine; results are kept in the data dir.
+  const bootTests = BootTests.forDataDir(options.dataDir, { store, logger });
+  await bootTests.load();
+  // VMs on local QEMU (the embedded default: VMs of an earlier run are re-attached before serving) or
+  // on KubeVirt (its caches are filled before serving).
+  let provider: VmProvider;
+  if (providerName === "kubevirt") {
+    const kubevirt = new KubevirtProvider({
+      kubeConfig: kubeConfig(),
+      settings: options.kubevirt?.settings ?? DEFAULT_SETTINGS,
+      identity,
+      logger,
+    });
+    await kubevirt.start();
+    provider = kubevirt;
+  } else {
+    const qemu = new QemuProvider({ dataDir: options.dataDir, images: store, logger });
+    await qemu.init();
+    provider = qemu;
+  }
   const vms = {
     provider,
     imageVirtualSize: (entryId: string) => verifier.results()[entryId]?.check?.virtualSize,
   };
-  const app = await buildApp({ catalog: state, catalogSource: source, logger, images, vms, tenancy });
+  const app = await buildApp({
+    catalog: state,
+    catalogSource: source,
+    logger,
+    images,
+    bootTests,
+    vms,
+    tenancy,
+  });
   const address = await app.listen({ port: options.port, host: options.host });
-  logger.info({ catalog: catalogPath, dataDir: options.dataDir }, `osimg listening on ${address}`);
+  logger.info(
+    { catalog: catalogPath, dataDir: options.dataDir, provider: provider.name },
+    `osimg listening on ${address}`,
+  );
   return {
     app,
     url: address,
     catalogPath,
     async close() {
       verifier.stop();
+      await bootTests.close();
       await source.stop();
+      await overlays?.stop();
       await app.close();
       await provider.close();
       await tenancy.close();

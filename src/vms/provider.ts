@@ -18,22 +18,35 @@ export interface VmProviderEvents {
   changed: [{ namespace: string; name: string; deleted: boolean }];
 }
 
+/**
+ * Who a provider acts as for one call. A provider that passes the caller's identity through (KubeVirt
+ * with identity "caller") sends the caller's own Kubernetes bearer token; the others ignore it.
+ */
+export interface CallIdentity {
+  bearerToken?: string;
+}
+
 export interface VmProvider extends EventEmitter<VmProviderEvents> {
   readonly name: string;
   /** Records the VM and starts provisioning it; progress continues in the background (see status). */
-  create(spec: VmSpec): Promise<Vm>;
-  get(namespace: string, name: string): Promise<Vm | undefined>;
-  list(namespace?: string): Promise<Vm[]>;
-  act(namespace: string, name: string, action: VmAction): Promise<Vm>;
+  create(spec: VmSpec, identity?: CallIdentity): Promise<Vm>;
+  get(namespace: string, name: string, identity?: CallIdentity): Promise<Vm | undefined>;
+  list(namespace?: string, identity?: CallIdentity): Promise<Vm[]>;
+  act(namespace: string, name: string, action: VmAction, identity?: CallIdentity): Promise<Vm>;
   /** Removes the VM and everything osimg created for it. */
-  delete(namespace: string, name: string): Promise<void>;
+  delete(namespace: string, name: string, identity?: CallIdentity): Promise<void>;
   render(spec: VmSpec): Promise<RenderedVm>;
   /** A byte stream to the VM's serial console or its VNC server. */
-  openConsole(namespace: string, name: string, kind: ConsoleKind): Promise<Duplex>;
+  openConsole(namespace: string, name: string, kind: ConsoleKind, identity?: CallIdentity): Promise<Duplex>;
+  /**
+   * For providers whose "changed" events need a subscription per namespace and caller (KubeVirt with
+   * the caller's identity watches with that caller's token): starts them; the returned function stops them.
+   */
+  subscribe?(namespace: string, identity?: CallIdentity): () => void;
   close(): Promise<void>;
 }
 
-export type VmErrorKind = "not_found" | "exists" | "conflict" | "unavailable" | "invalid";
+export type VmErrorKind = "not_found" | "exists" | "conflict" | "unavailable" | "invalid" | "forbidden";
 
 /** A provider's refusal, with the HTTP meaning the API gives it. */
 export class VmError extends Error {

@@ -1,13 +1,19 @@
 // VMs in a namespace: create from a catalog entry (checked against its minimums), list, get, lifecycle
 // actions, delete, the rendered manifest, live change events, and consoles over WebSocket.
-import type { FastifyReply } from "fastify";
+import type { FastifyReply, FastifyRequest } from "fastify";
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
 import type { ConsoleAudit } from "../../audit/hook.ts";
 import type { CatalogState } from "../../catalog/state.ts";
 import type { QuotaGuard } from "../../quota/guard.ts";
 import { allowedActions, VM_ACTIONS, Vm, VmCreateRequest } from "../../vms/model.ts";
-import { type ConsoleKind, notFound, VmError, type VmProvider } from "../../vms/provider.ts";
+import {
+  type CallIdentity,
+  type ConsoleKind,
+  notFound,
+  VmError,
+  type VmProvider,
+} from "../../vms/provider.ts";
 import { validateVmRequest } from "../../vms/request.ts";
 import { ApiError, ErrorBody } from "../errors.ts";
 
@@ -33,7 +39,13 @@ const STATUS: Record<VmError["kind"], number> = {
   conflict: 409,
   unavailable: 503,
   invalid: 422,
+  forbidden: 403,
 };
+
+/** The caller's identity for providers that act as the caller (the Kubernetes token, kubernetes auth mode). */
+const identityOf = (request: FastifyRequest): CallIdentity => ({
+  bearerToken: request.principal?.bearerToken,
+});
 
 function toApiError(error: unknown): never {
   if (error instanceof VmError)
@@ -61,11 +73,12 @@ export function vmRoutes({
 }: VmRouteOptions): FastifyPluginAsyncZod {
   return async (app) => {
     const validate = (namespace: string, body: unknown) => {
-      const served = catalog.served;
-      if (!served) throw new ApiError(503, "catalog_unavailable", "no valid catalog has been loaded yet");
+      if (!catalog.served)
+        throw new ApiError(503, "catalog_unavailable", "no valid catalog has been loaded yet");
       const result = validateVmRequest(body, {
         namespace,
-        entries: served.catalog.entries,
+        // The global entries and the namespace's project overlays.
+        entries: catalog.entriesFor(namespace),
         imageVirtualSize: (e) => imageVirtualSize?.(e.id),
       });
       if (!result.ok) {
@@ -90,7 +103,9 @@ export function vmRoutes({
           response: { 200: z.object({ items: z.array(Vm) }) },
         },
       },
-      async (request) => ({ items: await provider.list(request.params.namespace) }),
+      async (request) => ({
+        items: await provider.list(request.params.namespace, identityOf(request)).catch(toApiError),
+      }),
     );
 
     app.post(
@@ -117,7 +132,7 @@ export function vmRoutes({
       async (request, reply) => {
         const spec = validate(request.params.namespace, request.body);
         if (request.query.dryRun === "true") return { rendered: await provider.render(spec) };
-        const create = () => provider.create(spec);
+        const create = () => provider.create(spec, identityOf(request));
         const vm = await (quota ? quota.admit(spec.namespace, spec.name, spec, create) : create()).catch(
           toApiError,
         );
@@ -137,8 +152,9 @@ export function vmRoutes({
         },
       },
       async (request) => {
-        const vm = await provider.get(request.params.namespace, request.params.name);
-        if (!vm) toApiError(notFound(request.params.namespace, request.params.name));
+        const { namespace, name } = request.params;
+        const vm = await provider.get(namespace, name, identityOf(request)).catch(toApiError);
+        if (!vm) toApiError(notFound(namespace, name));
         return vm;
       },
     );
@@ -156,7 +172,7 @@ export function vmRoutes({
       },
       async (request) => {
         const { namespace, name } = request.params;
-        const vm = await provider.get(namespace, name);
+        const vm = await provider.get(namespace, name, identityOf(request)).catch(toApiError);
         if (!vm) toApiError(notFound(namespace, name));
         return provider.render({ ...vm.spec, password: vm.spec.hasPassword ? "(stored secret)" : undefined });
       },
@@ -175,14 +191,15 @@ export function vmRoutes({
       },
       async (request) => {
         const { namespace, name, action } = request.params;
-        const vm = await provider.get(namespace, name);
+        const identity = identityOf(request);
+        const vm = await provider.get(namespace, name, identity).catch(toApiError);
         if (!vm) toApiError(notFound(namespace, name));
         if (!allowedActions(vm.status.phase).includes(action)) {
           throw new ApiError(409, "invalid_action", `cannot ${action} a VM that is ${vm.status.phase}`, {
             hint: `possible now: ${allowedActions(vm.status.phase).join(", ") || "nothing, wait"}`,
           });
         }
-        return provider.act(namespace, name, action).catch(toApiError);
+        return provider.act(namespace, name, action, identity).catch(toApiError);
       },
     );
 
@@ -198,7 +215,9 @@ export function vmRoutes({
         },
       },
       async (request, reply) => {
-        await provider.delete(request.params.namespace, request.params.name).catch(toApiError);
+        await provider
+          .delete(request.params.namespace, request.params.name, identityOf(request))
+          .catch(toApiError);
         return reply.status(204).send(null);
       },
     );
@@ -228,9 +247,11 @@ export function vmRoutes({
         };
         const keepAlive = setInterval(() => raw.write(": ping\n\n"), 15_000);
         provider.on("changed", onChange);
+        const unsubscribe = provider.subscribe?.(namespace, identityOf(request));
         request.raw.on("close", () => {
           clearInterval(keepAlive);
           provider.off("changed", onChange);
+          unsubscribe?.();
         });
       },
     );
@@ -270,7 +291,7 @@ export function vmRoutes({
               });
           });
           try {
-            stream = await provider.openConsole(namespace, name, kind);
+            stream = await provider.openConsole(namespace, name, kind, identityOf(request));
           } catch (error) {
             const reason = error instanceof Error ? error.message.slice(0, 120) : "console unavailable";
             consoleAudit?.(request, { event: "failed", reason });

@@ -193,24 +193,6 @@ export function statusOf(
   };
 }
 
-/** The provider-neutral view of an osimg VM; undefined for VMs osimg did not make. */
-export function vmView(
-  vm: KubeVirtualMachine,
-  vmi: KubeVirtualMachineInstance | undefined,
-  dataVolumes: readonly KubeDataVolume[],
-): Vm | undefined {
-  const spec = recordedSpec(vm);
-  if (!spec) return undefined;
-  return {
-    namespace: vm.metadata.namespace as string,
-    name: vm.metadata.name as string,
-    provider: "kubevirt",
-    createdAt: vm.metadata.creationTimestamp ?? new Date(0).toISOString(),
-    spec,
-    status: statusOf(vm, vmi, dataVolumes),
-  };
-}
-
 /** The VM a DataVolume or instance belongs to. */
 export function ownerVmName(object: { metadata: Metadata }): string | undefined {
   return object.metadata.labels?.[VM_LABEL];
