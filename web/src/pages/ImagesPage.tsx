@@ -86,11 +86,11 @@ function StoreTable({ images, onRemove }: { images: StoredImage[]; onRemove: (im
     <Table aria-label="Stored images" variant="compact" gridBreakPoint="grid-lg">
       <Thead>
         <Tr>
-          <Th>Image</Th>
-          <Th>Format</Th>
-          <Th>Virtual size</Th>
-          <Th>On disk</Th>
-          <Th>Checksum</Th>
+          <Th width={20}>Image</Th>
+          <Th modifier="nowrap">Format</Th>
+          <Th modifier="nowrap">Virtual size</Th>
+          <Th modifier="nowrap">On disk</Th>
+          <Th width={30}>Checksum</Th>
           <Th>Fetched</Th>
           <Th>SHA-256</Th>
           <Th screenReaderText="Actions" />
@@ -101,7 +101,7 @@ function StoreTable({ images, onRemove }: { images: StoredImage[]; onRemove: (im
           <Tr key={image.sha256}>
             <Td dataLabel="Image">
               <Tooltip content={image.sourceUrl}>
-                <span className="osimg-value">{fileName(image.sourceUrl)}</span>
+                <span className="osimg-nowrap">{fileName(image.sourceUrl)}</span>
               </Tooltip>
               {image.catalogEntry ? (
                 <span className="osimg-hint">catalog entry {image.catalogEntry}</span>

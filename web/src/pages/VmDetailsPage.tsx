@@ -37,7 +37,7 @@ import { useNamespace, withNamespace } from "../namespace.tsx";
 import { PATHS } from "../routes.ts";
 import { useNow } from "../time.ts";
 import { DeleteVmModal, useVmActions, VmActionButtons } from "../vms/actions.tsx";
-import { age, sshCommand } from "../vms/status.ts";
+import { age, renderedText, sshCommand } from "../vms/status.ts";
 import { VmStatus } from "../vms/VmStatus.tsx";
 
 const SerialConsole = lazy(() => import("../consoles/SerialConsole.tsx"));
@@ -87,7 +87,7 @@ function Overview({ vm }: { vm: Vm }) {
       {ssh ? (
         <>
           <Title headingLevel="h2">Log in</Title>
-          <ClipboardCopy isReadOnly hoverTip="Copy" clickTip="Copied" aria-label="SSH command">
+          <ClipboardCopy isReadOnly hoverTip="Copy" clickTip="Copied" textAriaLabel="SSH command">
             {ssh}
           </ClipboardCopy>
         </>
@@ -161,7 +161,7 @@ function Manifest({ namespace, name }: { namespace: string; name: string }) {
           : "The QEMU command line of this VM (notes first, as comments)."}
       </Content>
       <CodeBlock aria-label="What the provider runs">
-        <CodeBlockCode className="osimg-review-code">{query.data.text}</CodeBlockCode>
+        <CodeBlockCode className="osimg-review-code">{renderedText(query.data)}</CodeBlockCode>
       </CodeBlock>
     </>
   );

@@ -31,7 +31,7 @@ import {
   Title,
 } from "@patternfly/react-core";
 import { useQuery, useQueryClient } from "@tanstack/react-query";
-import { type ReactNode, useDeferredValue, useId, useMemo, useRef, useState } from "react";
+import { type ReactNode, useDeferredValue, useEffect, useId, useMemo, useRef, useState } from "react";
 import type { Finding } from "../../../src/catalog/findings.ts";
 import { findEntry } from "../../../src/vms/request.ts";
 import { catalogQuery, type OsImage, osImagesQuery } from "../api/catalog.ts";
@@ -55,6 +55,7 @@ import {
   requestOf,
   type VmForm,
 } from "./form.ts";
+import { renderedText } from "./status.ts";
 
 export interface CreateVmModalProps {
   namespace: string;
@@ -243,7 +244,7 @@ function Review({
       </Title>
       {rendered ? (
         <CodeBlock aria-label="What will be created">
-          <CodeBlockCode className="osimg-review-code">{rendered.text}</CodeBlockCode>
+          <CodeBlockCode className="osimg-review-code">{renderedText(rendered)}</CodeBlockCode>
         </CodeBlock>
       ) : (
         <Skeleton height="10rem" screenreaderText="Asking the server what it will create" />
@@ -260,6 +261,7 @@ function CreateVmForm({
   onClose,
   onCreated,
   titleId,
+  idPrefix,
 }: {
   namespace: string;
   osImages: OsImage[];
@@ -268,10 +270,13 @@ function CreateVmForm({
   onClose: () => void;
   onCreated: (vm: Vm) => void;
   titleId: string;
+  /** Prefix of the fields' ids. */
+  idPrefix: string;
 }) {
   const client = useQueryClient();
-  const ids = useId();
-  const id = (field: string) => `create-vm-${field}-${ids}`;
+  const id = (field: string) => `${idPrefix}-${field}`;
+  // Shown after the dialog opened (its data arrived): the focus moves to the name here.
+  useEffect(() => document.getElementById(`${idPrefix}-name`)?.focus(), [idPrefix]);
   const [form, setForm] = useState<VmForm>(() => {
     const chosen = osImages.find((i) => i.OS_NAME === initialImage);
     return chosen ? chooseImage(EMPTY_FORM, chosen) : EMPTY_FORM;
@@ -566,10 +571,20 @@ function CreateVmForm({
 export default function CreateVmModal({ namespace, image, onClose, onCreated }: CreateVmModalProps) {
   const osImages = useQuery(osImagesQuery(namespace));
   const catalog = useQuery(catalogQuery);
-  const titleId = `create-vm-title-${useId()}`;
+  const idPrefix = `create-vm-${useId().replaceAll(":", "")}`;
+  const titleId = `${idPrefix}-title`;
   const error = osImages.error ?? catalog.error;
+  // The name comes first: typing starts there (or once the form is shown; see CreateVmForm).
+  const [ready] = useState(() => osImages.data !== undefined && catalog.data !== undefined);
   return (
-    <Modal isOpen onClose={onClose} variant="medium" aria-labelledby={titleId} className="osimg-create-vm">
+    <Modal
+      isOpen
+      onClose={onClose}
+      variant="medium"
+      aria-labelledby={titleId}
+      className="osimg-create-vm"
+      elementToFocus={ready ? `#${idPrefix}-name` : undefined}
+    >
       {osImages.data && catalog.data ? (
         <CreateVmForm
           namespace={namespace}
@@ -579,6 +594,7 @@ export default function CreateVmModal({ namespace, image, onClose, onCreated }: 
           onClose={onClose}
           onCreated={onCreated}
           titleId={titleId}
+          idPrefix={idPrefix}
         />
       ) : (
         <>

@@ -79,3 +79,26 @@ export function sshCommand(vm: Vm): string | undefined {
 export function sizeLine(vm: Vm): string {
   return `${vm.spec.cpu} vCPU · ${vm.spec.memory} memory · ${vm.spec.storage} disk`;
 }
+
+/**
+ * A command line rendered one argument per line (the server's "argv" format), grouped for reading: each
+ * option with its value on one line, under the program; comment lines (notes) stay as they are.
+ */
+export function argvLines(text: string): string[] {
+  const lines: string[] = [];
+  let program = true;
+  for (const arg of text.split("\n")) {
+    const last = lines.length - 1;
+    if (arg.startsWith("#") || program) {
+      lines.push(arg);
+      if (!arg.startsWith("#")) program = false;
+    } else if (arg.startsWith("-") || last < 0 || !lines[last]?.startsWith("  -")) lines.push(`  ${arg}`);
+    else lines[last] = `${lines[last]} ${arg}`;
+  }
+  return lines;
+}
+
+/** What a provider runs, as shown: manifests as they are, a command line grouped by argvLines. */
+export function renderedText(rendered: { format: "yaml" | "argv"; text: string }): string {
+  return rendered.format === "argv" ? argvLines(rendered.text).join("\n") : rendered.text;
+}
