@@ -92,7 +92,6 @@ function StoreTable({ images, onRemove }: { images: StoredImage[]; onRemove: (im
           <Th modifier="nowrap">On disk</Th>
           <Th width={30}>Checksum</Th>
           <Th>Fetched</Th>
-          <Th>SHA-256</Th>
           <Th screenReaderText="Actions" />
         </Tr>
       </Thead>
@@ -103,24 +102,26 @@ function StoreTable({ images, onRemove }: { images: StoredImage[]; onRemove: (im
               <Tooltip content={image.sourceUrl}>
                 <span className="osimg-nowrap">{fileName(image.sourceUrl)}</span>
               </Tooltip>
-              {image.catalogEntry ? (
-                <span className="osimg-hint">catalog entry {image.catalogEntry}</span>
-              ) : null}
+              <span className="osimg-hint">
+                <code title={image.sha256}>sha256:{image.sha256.slice(0, 12)}</code>
+                {image.catalogEntry ? ` · catalog entry ${image.catalogEntry}` : ""}
+              </span>
             </Td>
             <Td dataLabel="Format">
               {image.format}
               {image.compression ? <span className="osimg-hint">was {image.compression}</span> : null}
             </Td>
-            <Td dataLabel="Virtual size">{formatBytes(image.virtualSize)}</Td>
-            <Td dataLabel="On disk">{formatBytes(image.size)}</Td>
+            <Td dataLabel="Virtual size" modifier="nowrap">
+              {formatBytes(image.virtualSize)}
+            </Td>
+            <Td dataLabel="On disk" modifier="nowrap">
+              {formatBytes(image.size)}
+            </Td>
             <Td dataLabel="Checksum">
               <Checksum image={image} />
             </Td>
             <Td dataLabel="Fetched">
               <time dateTime={image.fetchedAt}>{new Date(image.fetchedAt).toLocaleString()}</time>
-            </Td>
-            <Td dataLabel="SHA-256">
-              <code title={image.sha256}>{image.sha256.slice(0, 12)}</code>
             </Td>
             <Td isActionCell>
               <Button variant="secondary" size="sm" isDanger onClick={() => onRemove(image)}>
@@ -158,7 +159,6 @@ function PullState({ job }: { job: PullJob }) {
         view.percent === undefined ? ProgressMeasureLocation.none : ProgressMeasureLocation.outside
       }
       label={view.percent === undefined ? undefined : `${Math.round(view.percent)}%`}
-      aria-label={`Pull of ${job.entry ?? job.source}: ${view.label}`}
       className="osimg-pull-progress"
     />
   );
