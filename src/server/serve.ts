@@ -95,10 +95,23 @@ async function seededCatalog(dataDir: string, logger: Logger): Promise<string> {
 
 export async function startServer(options: ServeOptions): Promise<RunningServer> {
   const logger = options.logger ?? createLogger();
+  const { configMap } = options;
+  const providerName = options.provider ?? (configMap ? "kubevirt" : "qemu");
+  const identity = options.kubevirt?.identity ?? "service-account";
+  const passThrough = providerName === "kubevirt" && identity === "caller";
+  if (passThrough && options.auth?.mode !== "kubernetes")
+    throw new Error(
+      "--identity caller passes the caller's Kubernetes token through: it needs --auth kubernetes",
+    );
+  // With the caller's token passed through, Kubernetes RBAC decides VM calls: no review before them.
+  const auth =
+    passThrough && options.auth?.mode === "kubernetes"
+      ? { ...options.auth, delegate: options.auth.delegate ?? true }
+      : (options.auth ?? { mode: "token" as const });
   // First: a refused setting (--auth none on a public address) stops the start before anything runs.
   const tenancy = await setupTenancy({
     ...options.tenancy,
-    auth: options.auth ?? { mode: "token" },
+    auth,
     dataDir: options.dataDir,
     host: options.host,
     logger,
@@ -134,13 +147,6 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
     );
   });
 
-  const { configMap } = options;
-  const providerName = options.provider ?? (configMap ? "kubevirt" : "qemu");
-  const identity = options.kubevirt?.identity ?? "service-account";
-  if (providerName === "kubevirt" && identity === "caller" && options.auth?.mode !== "kubernetes")
-    throw new Error(
-      "--identity caller passes the caller's Kubernetes token through: it needs --auth kubernetes",
-    );
   // One client configuration for everything that talks to the cluster.
   let kube: KubeConfig | undefined = configMap?.kubeConfig ?? options.kubevirt?.kubeConfig;
   const kubeConfig = () => {

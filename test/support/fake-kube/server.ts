@@ -10,6 +10,7 @@ import { KubeConfig } from "@kubernetes/client-node";
 import { type WebSocket, WebSocketServer } from "ws";
 import { Cluster, type ClusterOptions, withTypeMeta } from "./cluster.ts";
 import { type ControllerOptions, KubeVirtControllers, type SubresourceAction } from "./controllers.ts";
+import { type Authorize, describeAccess, type FakeUser, requestAttributes } from "./rbac.ts";
 import { apiVersionOf, type KubeObject, type ResourceType, SUBRESOURCE_GROUP, typeKey } from "./resources.ts";
 import { fieldMatcher, labelMatcher, type Matcher } from "./selectors.ts";
 import {
@@ -33,17 +34,12 @@ export interface FakeKubeOptions extends ClusterOptions {
   /** How a watch from a compacted resourceVersion fails: an ERROR event in a 200 stream (as the watch cache does) or HTTP 410. */
   goneAs?: "event" | "http";
   /**
-   * RBAC in one function: whether the holder of a bearer token may make a request (the namespace is
-   * undefined for cluster-wide requests). Refused requests answer 403 Forbidden; default: all allowed.
+   * Authentication: bearer token → user. When given, a request with another token (or none) answers
+   * 401 Unauthorized, and TokenReview answers from it. Default: every request is the user "admin".
    */
-  authorize?: (access: AccessCheck) => boolean;
-}
-
-export interface AccessCheck {
-  token: string | undefined;
-  method: string;
-  path: string;
-  namespace: string | undefined;
+  users?: Record<string, FakeUser>;
+  /** RBAC in one function (see rbac.ts); refused requests answer 403 Forbidden. Default: all allowed. */
+  authorize?: Authorize;
 }
 
 /** The WebSocket subprotocol of KubeVirt's console and VNC subresources. */
@@ -152,11 +148,11 @@ export class FakeKube {
   }
 
   /** A client configuration for this server, as `kubectl` would read from a kubeconfig. */
-  kubeConfig(namespace = "default"): KubeConfig {
+  kubeConfig(namespace = "default", token = "fake-token"): KubeConfig {
     const config = new KubeConfig();
     config.loadFromOptions({
       clusters: [{ name: "fake", server: this.url, skipTLSVerify: true }],
-      users: [{ name: "tester", token: "fake-token" }],
+      users: [{ name: "tester", token }],
       contexts: [{ name: "fake", cluster: "fake", user: "tester", namespace }],
       currentContext: "fake",
     });
@@ -314,7 +310,7 @@ export class FakeKube {
     });
     const forbidden = this.#forbidden(record);
     if (forbidden) {
-      this.#send(res, 403, forbidden.status);
+      this.#send(res, forbidden.status.code, forbidden.status);
       return;
     }
     const rule = this.#matchRule(record);
@@ -347,23 +343,70 @@ export class FakeKube {
     }
   }
 
-  /** The refusal of a request the authorize option does not allow, or undefined. */
+  /** The user a request's token names: undefined (401) when users are configured and it names none. */
+  #userOf(token: string | undefined): FakeUser | undefined {
+    const users = this.#options.users;
+    if (!users) return { username: "admin", groups: ["system:masters"] };
+    return token === undefined ? undefined : users[token];
+  }
+
+  /** The refusal of a request the users and authorize options do not allow, or undefined. */
   #forbidden(request: RecordedRequest): KubeError | undefined {
+    const user = this.#userOf(request.token);
+    if (!user) return new KubeError(401, "Unauthorized", "Unauthorized");
     const authorize = this.#options.authorize;
-    if (!authorize) return undefined;
-    const namespace = /\/namespaces\/([^/]+)\/[^/]/.exec(request.path)?.[1];
-    const allowed = authorize({
-      token: request.token,
-      method: request.method,
-      path: request.path,
-      namespace,
+    const attributes = requestAttributes(request.method, request.path, request.watch);
+    if (!authorize || !attributes) return undefined;
+    if (authorize({ ...attributes, user: user.username, groups: user.groups ?? [] })) return undefined;
+    return new KubeError(403, "Forbidden", describeAccess(user.username, attributes), {
+      name: attributes.name,
+      group: attributes.group,
+      kind: attributes.resource,
     });
-    if (allowed) return undefined;
-    return new KubeError(
-      403,
-      "Forbidden",
-      `${request.method} ${request.path} is forbidden: the token's user cannot do this${namespace ? ` in the namespace "${namespace}"` : " at the cluster scope"}`,
-    );
+  }
+
+  /** TokenReview and SubjectAccessReview: answered from the users and authorize options. */
+  async #review(req: IncomingMessage, res: ServerResponse, kind: "token" | "access"): Promise<void> {
+    const body = (await readJson(req)) as {
+      spec?: {
+        token?: string;
+        user?: string;
+        groups?: string[];
+        resourceAttributes?: Partial<
+          Record<"verb" | "group" | "resource" | "subresource" | "namespace" | "name", string>
+        >;
+      };
+    };
+    const spec = body.spec ?? {};
+    let status: Record<string, unknown>;
+    if (kind === "token") {
+      const user = spec.token === undefined ? undefined : this.#options.users?.[spec.token];
+      status = user
+        ? { authenticated: true, user: { username: user.username, groups: user.groups ?? [] } }
+        : { authenticated: false, error: "invalid bearer token" };
+    } else {
+      const a = spec.resourceAttributes ?? {};
+      const allowed =
+        this.#options.authorize?.({
+          user: spec.user ?? "",
+          groups: spec.groups ?? [],
+          verb: a.verb ?? "",
+          group: a.group ?? "",
+          resource: a.resource ?? "",
+          ...(a.subresource ? { subresource: a.subresource } : {}),
+          ...(a.namespace ? { namespace: a.namespace } : {}),
+          ...(a.name ? { name: a.name } : {}),
+        }) ?? true;
+      status = { allowed, ...(allowed ? {} : { reason: "no RBAC rule allows it" }) };
+    }
+    const group = kind === "token" ? "authentication.k8s.io/v1" : "authorization.k8s.io/v1";
+    this.#send(res, 201, {
+      apiVersion: group,
+      kind: kind === "token" ? "TokenReview" : "SubjectAccessReview",
+      metadata: { creationTimestamp: null },
+      spec,
+      status,
+    });
   }
 
   /** KubeVirt's console and vnc subresources: WebSocket streams to a running VMI (a fake that echoes). */
@@ -481,6 +524,10 @@ export class FakeKube {
     if (segments[0] !== "api" && segments[0] !== "apis")
       throw new KubeError(404, "NotFound", "the server could not find the requested resource");
     if (rest.length === 0) return this.#send(res, 200, this.#resourceList(group, version));
+    if (method === "POST" && group === "authentication.k8s.io" && rest[0] === "tokenreviews")
+      return this.#review(req, res, "token");
+    if (method === "POST" && group === "authorization.k8s.io" && rest[0] === "subjectaccessreviews")
+      return this.#review(req, res, "access");
     if (group === SUBRESOURCE_GROUP.group) return this.#kubevirtSubresource(req, res, rest);
     const route = this.#parseRoute(group, version, rest);
     const type = this.cluster.find(route.group, route.version, route.resource);

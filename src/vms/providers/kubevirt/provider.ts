@@ -249,7 +249,8 @@ export class KubevirtProvider extends EventEmitter<VmProviderEvents> implements 
     }
     if (this.#options.identity === "service-account") this.#vms.put(vm);
     this.emit("changed", { namespace, name, deleted: false });
-    return this.#view(vm, undefined, []) as Vm;
+    // Just created: no status yet, its disks still to be imported.
+    return this.#view(vm, undefined, manifests.dataVolumes) as Vm;
   }
 
   async get(namespace: string, name: string, identity?: CallIdentity): Promise<Vm | undefined> {
@@ -365,6 +366,10 @@ export class KubevirtProvider extends EventEmitter<VmProviderEvents> implements 
     const options: ClientOptions = {};
     await clients.config.applyToHTTPSOptions(options);
     const socket = new WebSocket(url, [STREAM_PROTOCOL], options);
+    // The stream first: what the VM prints right after the upgrade (a login prompt) is buffered, not lost.
+    const stream = createWebSocketStream(socket);
+    // Failures before the open are reported by the rejection below; the caller listens from then on.
+    stream.on("error", () => {});
     await new Promise<void>((resolve, reject) => {
       socket.once("open", () => resolve());
       socket.once("unexpected-response", (_request, response) => {
@@ -381,7 +386,7 @@ export class KubevirtProvider extends EventEmitter<VmProviderEvents> implements 
       });
       socket.once("error", (error) => reject(vmErrorOf(error, `cannot open the ${sub} of VM "${name}"`)));
     });
-    return createWebSocketStream(socket);
+    return stream;
   }
 
   /** Caller mode: watches of one namespace with the subscriber's token, shared by equal subscribers. */

@@ -105,8 +105,16 @@ export function phaseOf(
     case "Migrating":
       return paused ? "Paused" : vm.status?.ready ? "Ready" : "Running";
   }
-  // No status yet (just created): what the run strategy and the imports say.
-  if (dataVolumes.some((dv) => dv.status?.phase !== "Succeeded")) return "Provisioning";
+  // No status yet (just created): what the imports and the run strategy say.
+  const imported = new Set(
+    dataVolumes.filter((dv) => dv.status?.phase === "Succeeded").map((dv) => dv.metadata.name),
+  );
+  const templates = (vm.spec?.dataVolumeTemplates ?? []).map((t) => t.metadata?.name);
+  if (
+    dataVolumes.some((dv) => dv.status?.phase !== "Succeeded") ||
+    templates.some((name) => !imported.has(name))
+  )
+    return "Provisioning";
   const strategy = vm.spec?.runStrategy;
   if (!vmi && (strategy === "Halted" || strategy === "Manual")) return "Stopped";
   return "Starting";
