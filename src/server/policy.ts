@@ -17,6 +17,7 @@ export type Action =
   | "images.verify"
   | "images.pull"
   | "images.delete"
+  | "images.test"
   | "vm.read"
   | "vm.create"
   | "vm.operate"
@@ -53,15 +54,46 @@ declare module "fastify" {
 /** Routes registered without a policy, per app: they answer 500, and a test asserts there are none. */
 const unguarded = new WeakMap<FastifyInstance, string[]>();
 
+/** One method of one route as registered: what the access matrix test enumerates. */
+export interface DeclaredRoute {
+  method: string;
+  url: string;
+  policy: Policy | undefined;
+  websocket: boolean;
+}
+
+const declared = new WeakMap<FastifyInstance, DeclaredRoute[]>();
+
 export function routesWithoutPolicy(app: FastifyInstance): readonly string[] {
   return unguarded.get(app) ?? [];
 }
 
+/** Every route of the app with its policy, collected as they are registered. */
+export function declaredRoutes(app: FastifyInstance): readonly DeclaredRoute[] {
+  return declared.get(app) ?? [];
+}
+
 export function installAuthorization(app: FastifyInstance, authorize: Authorizer): void {
   const missing: string[] = [];
+  const routes: DeclaredRoute[] = [];
   unguarded.set(app, missing);
+  declared.set(app, routes);
   app.addHook("onRoute", (route) => {
     if (!route.config?.policy) missing.push(`${String(route.method)} ${route.url}`);
+    const websocket = (route as { websocket?: boolean }).websocket === true;
+    for (const method of [route.method].flat())
+      routes.push({ method: String(method), url: route.url, policy: route.config?.policy, websocket });
+  });
+  // A WebSocket upgrade refused here (401, 403, 400) was answered over a connection that Node has already
+  // handed over for upgrading: nobody reads or closes it, so it would stay open (and keep the server from
+  // closing). An upgrade that is accepted is hijacked and never reaches onResponse.
+  app.addHook("onResponse", async (request) => {
+    if (request.headers.upgrade?.toLowerCase() !== "websocket") return;
+    const socket = request.raw.socket;
+    if (socket.destroyed) return;
+    socket.end();
+    socket.resume();
+    setTimeout(() => socket.destroy(), 1000).unref();
   });
   app.addHook("onRequest", async (request) => {
     const policy = request.routeOptions.config.policy;

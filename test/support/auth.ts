@@ -1,0 +1,243 @@
+// Test support for authentication: a token file with one token per role, a local OIDC issuer (keys
+// generated at test time, discovery + JWKS on 127.0.0.1), a stand-in for the Kubernetes review APIs
+// (TokenReview, SubjectAccessReview), and WebSocket handshakes that report the HTTP status.
+import { randomBytes } from "node:crypto";
+import { createServer, request as httpRequest, type IncomingMessage, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { KubeConfig } from "@kubernetes/client-node";
+import { exportJWK, generateKeyPair, type JWTPayload, SignJWT } from "jose";
+import type { Principal } from "../../src/auth/principal.ts";
+import { principalOf, TokenFile, tokenFilePath } from "../../src/auth/tokens.ts";
+
+export const OWN = "demo";
+export const OTHER = "other";
+
+export interface RoleTokens {
+  admin: string;
+  member: string;
+  viewer: string;
+  principals: Record<"admin" | "member" | "viewer", Principal>;
+  file: TokenFile;
+}
+
+/** The data directory's token file with an admin, a member of `demo` and a viewer of `demo`. */
+export async function roleTokens(dataDir: string): Promise<RoleTokens> {
+  const file = new TokenFile(tokenFilePath(dataDir));
+  const admin = await file.create({ name: "admin-test", role: "admin", projects: [] });
+  const member = await file.create({ name: "member-demo", role: "member", projects: [OWN] });
+  const viewer = await file.create({ name: "viewer-demo", role: "viewer", projects: [OWN] });
+  return {
+    admin: admin.token,
+    member: member.token,
+    viewer: viewer.token,
+    principals: {
+      admin: principalOf(admin.info),
+      member: principalOf(member.info),
+      viewer: principalOf(viewer.info),
+    },
+    file,
+  };
+}
+
+export const bearer = (token: string | undefined): Record<string, string> =>
+  token ? { authorization: `Bearer ${token}` } : {};
+
+async function listen(server: Server): Promise<string> {
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+}
+
+function close(server: Server): Promise<void> {
+  server.closeAllConnections();
+  return new Promise((resolve) => server.close(() => resolve()));
+}
+
+export interface TestIssuer {
+  issuer: string;
+  audience: string;
+  /** A token signed by the issuer's key; claims override the defaults (sub, aud, iss, exp in 10 min). */
+  sign(claims?: JWTPayload, options?: { expiresIn?: number | string; kid?: string }): Promise<string>;
+  /** Signed by a key the issuer does not publish (optionally claiming the issuer's kid). */
+  signWithOtherKey(claims?: JWTPayload, kid?: string): Promise<string>;
+  /** Requests for the discovery document and the key set. */
+  hits: { discovery: number; jwks: number };
+  stop(): Promise<void>;
+}
+
+export async function startIssuer(audience = "osimg"): Promise<TestIssuer> {
+  const { publicKey, privateKey } = await generateKeyPair("RS256");
+  const other = await generateKeyPair("RS256");
+  const kid = randomBytes(6).toString("hex");
+  const jwk = { ...(await exportJWK(publicKey)), kid, alg: "RS256", use: "sig" };
+  const hits = { discovery: 0, jwks: 0 };
+  let issuer = "";
+  const server = createServer((req, res) => {
+    if (req.url === "/.well-known/openid-configuration") {
+      hits.discovery++;
+      res.setHeader("content-type", "application/json");
+      res.end(
+        JSON.stringify({
+          issuer,
+          jwks_uri: `${issuer}/jwks`,
+          id_token_signing_alg_values_supported: ["RS256"],
+        }),
+      );
+    } else if (req.url === "/jwks") {
+      hits.jwks++;
+      res.setHeader("content-type", "application/json");
+      res.end(JSON.stringify({ keys: [jwk] }));
+    } else {
+      res.statusCode = 404;
+      res.end();
+    }
+  });
+  issuer = await listen(server);
+  const build = (claims: JWTPayload, expiresIn: number | string) =>
+    new SignJWT({ ...claims })
+      .setIssuedAt()
+      .setSubject(String(claims.sub ?? "user-1"))
+      .setIssuer(String(claims.iss ?? issuer))
+      .setAudience((claims.aud as string | string[] | undefined) ?? audience)
+      .setExpirationTime(claims.exp ?? expiresIn);
+  return {
+    issuer,
+    audience,
+    hits,
+    sign: (claims = {}, options = {}) =>
+      build(claims, options.expiresIn ?? "10m")
+        .setProtectedHeader({ alg: "RS256", kid: options.kid ?? kid })
+        .sign(privateKey),
+    signWithOtherKey: (claims = {}, otherKid = "not-published") =>
+      build(claims, "10m").setProtectedHeader({ alg: "RS256", kid: otherKid }).sign(other.privateKey),
+    stop: () => close(server),
+  };
+}
+
+export interface FakeReviews {
+  kubeConfig: KubeConfig;
+  /** token → user name (and groups) the TokenReview answers. */
+  users: Map<string, { username: string; groups?: string[] }>;
+  /** "user verb group/resource[/sub] namespace" strings RBAC allows. */
+  allow: Set<string>;
+  reviews: { token: number; access: { user: string; verb: string; resource: string; namespace?: string }[] };
+  stop(): Promise<void>;
+}
+
+export function accessKey(
+  user: string,
+  verb: string,
+  group: string,
+  resource: string,
+  namespace = "",
+  sub = "",
+): string {
+  return `${user} ${verb} ${group}/${resource}${sub ? `/${sub}` : ""} ${namespace}`;
+}
+
+interface Review {
+  spec: {
+    token?: string;
+    user?: string;
+    resourceAttributes?: {
+      verb: string;
+      group: string;
+      resource: string;
+      subresource?: string;
+      namespace?: string;
+    };
+  };
+}
+
+async function body(req: IncomingMessage): Promise<Review> {
+  const chunks: Buffer[] = [];
+  for await (const c of req) chunks.push(c as Buffer);
+  return JSON.parse(Buffer.concat(chunks).toString("utf8") || "{}") as Review;
+}
+
+/** The two Kubernetes review APIs, answering from the maps above, behind a kubeconfig. */
+export async function startFakeReviews(): Promise<FakeReviews> {
+  const users = new Map<string, { username: string; groups?: string[] }>();
+  const allow = new Set<string>();
+  const reviews: FakeReviews["reviews"] = { token: 0, access: [] };
+  const server = createServer(async (req, res) => {
+    res.setHeader("content-type", "application/json");
+    const review = await body(req);
+    if (req.method === "POST" && req.url?.startsWith("/apis/authentication.k8s.io/v1/tokenreviews")) {
+      reviews.token++;
+      const user = users.get(review.spec?.token ?? "");
+      res.end(
+        JSON.stringify({
+          ...review,
+          status: user
+            ? { authenticated: true, user: { username: user.username, groups: user.groups ?? [] } }
+            : { authenticated: false, error: "invalid bearer token" },
+        }),
+      );
+      return;
+    }
+    if (req.method === "POST" && req.url?.startsWith("/apis/authorization.k8s.io/v1/subjectaccessreviews")) {
+      const a = review.spec.resourceAttributes;
+      reviews.access.push({
+        user: review.spec.user,
+        verb: a.verb,
+        resource: a.resource,
+        namespace: a.namespace,
+      });
+      const allowed = allow.has(
+        accessKey(review.spec.user, a.verb, a.group, a.resource, a.namespace, a.subresource),
+      );
+      res.end(JSON.stringify({ ...review, status: { allowed } }));
+      return;
+    }
+    res.statusCode = 404;
+    res.end(JSON.stringify({ kind: "Status", code: 404, message: `no ${req.url}` }));
+  });
+  const url = await listen(server);
+  const kubeConfig = new KubeConfig();
+  kubeConfig.loadFromOptions({
+    clusters: [{ name: "fake", server: url, skipTLSVerify: true }],
+    users: [{ name: "osimg", token: "service-account-token" }],
+    contexts: [{ name: "fake", cluster: "fake", user: "osimg" }],
+    currentContext: "fake",
+  });
+  return { kubeConfig, users, allow, reviews, stop: () => close(server) };
+}
+
+/**
+ * A WebSocket handshake by hand: the HTTP status of the answer (101 when upgraded), the selected
+ * subprotocol, and the body of a refusal.
+ */
+export function upgrade(
+  url: string,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; protocol?: string; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(url, {
+      // A connection of its own, like a WebSocket client's: an upgrade refused with an HTTP answer
+      // leaves its connection unusable for further requests.
+      agent: false,
+      headers: {
+        connection: "Upgrade",
+        upgrade: "websocket",
+        "sec-websocket-version": "13",
+        "sec-websocket-key": randomBytes(16).toString("base64"),
+        ...headers,
+      },
+    });
+    req.on("upgrade", (res, socket) => {
+      socket.destroy();
+      resolve({
+        status: res.statusCode ?? 101,
+        protocol: res.headers["sec-websocket-protocol"] as string | undefined,
+        body: "",
+      });
+    });
+    req.on("response", async (res) => {
+      const chunks: Buffer[] = [];
+      for await (const c of res) chunks.push(c as Buffer);
+      resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString("utf8") });
+    });
+    req.on("error", reject);
+    req.end();
+  });
+}
