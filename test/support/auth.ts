@@ -177,15 +177,10 @@ export async function startFakeReviews(): Promise<FakeReviews> {
     }
     if (req.method === "POST" && req.url?.startsWith("/apis/authorization.k8s.io/v1/subjectaccessreviews")) {
       const a = review.spec.resourceAttributes;
-      reviews.access.push({
-        user: review.spec.user,
-        verb: a.verb,
-        resource: a.resource,
-        namespace: a.namespace,
-      });
-      const allowed = allow.has(
-        accessKey(review.spec.user, a.verb, a.group, a.resource, a.namespace, a.subresource),
-      );
+      const user = review.spec.user ?? "";
+      if (!a) throw new Error("a SubjectAccessReview without resourceAttributes");
+      reviews.access.push({ user, verb: a.verb, resource: a.resource, namespace: a.namespace });
+      const allowed = allow.has(accessKey(user, a.verb, a.group, a.resource, a.namespace, a.subresource));
       res.end(JSON.stringify({ ...review, status: { allowed } }));
       return;
     }
