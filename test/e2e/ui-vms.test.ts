@@ -25,6 +25,7 @@ let server: TestServer;
 let browser: Browser;
 let ui: WatchedPage;
 const vmRequests: Request[] = [];
+const catalogPolls: number[] = [];
 
 beforeAll(async () => {
   await ensureWebBuilt({ log: (line) => process.stderr.write(`${line}\n`) });
@@ -44,6 +45,9 @@ beforeAll(async () => {
   ui = await openPage(browser);
   ui.page.on("request", (r) => {
     if (r.method() === "POST" && /\/api\/v1\/namespaces\/[^/]+\/vms(\?|$)/.test(r.url())) vmRequests.push(r);
+  });
+  ui.page.on("response", (r) => {
+    if (new URL(r.url()).pathname === "/api/v1/catalog") catalogPolls.push(r.status());
   });
 }, 600_000);
 
@@ -70,6 +74,11 @@ describe("VMs in a real browser, on local QEMU", () => {
     const { page } = ui;
     await page.goto(url("/catalog"));
     await page.getByRole("button", { name: "Micro", exact: true }).click();
+    // The catalog is polled every second; unchanged, it is a 304 (ETag), not the whole catalog again.
+    await expect
+      .poll(() => catalogPolls.filter((s) => s === 304).length, { timeout: STEP_MS })
+      .toBeGreaterThan(0);
+    expect(catalogPolls[0]).toBe(200);
     const drawer = page.getByRole("heading", { name: "Micro", level: 2 });
     await drawer.waitFor({ timeout: STEP_MS });
     await page.getByRole("button", { name: "Create VM" }).click();
