@@ -216,12 +216,7 @@ export function renderDeleteJob(input: {
       name: "delete",
       image: input.builderImage,
       imagePullPolicy: "IfNotPresent",
-      command: [
-        "osimg",
-        "build-delete-image",
-        input.reference,
-        ...(input.tlsVerify ? [] : ["--no-tls-verify"]),
-      ],
+      command: ["osimg", "build-delete", input.reference, ...(input.tlsVerify ? [] : ["--no-tls-verify"])],
       ...(input.credentialsSecret
         ? { envFrom: [{ secretRef: { name: input.credentialsSecret, optional: false } }] }
         : {}),
@@ -311,22 +306,29 @@ export async function waitForJob(
         );
     });
   }
-  const log = await lastPodLog(kubeConfig, namespace, name);
+  const log = await lastPodLog(kubeConfig, namespace, name, result.succeeded ? "Succeeded" : "Failed");
   return { ...result, log };
 }
 
-/** The log of the newest pod of a Job ("" when there is none). */
-export async function lastPodLog(kubeConfig: KubeConfig, namespace: string, job: string): Promise<string> {
+/** The log of a Job's newest pod, or of its newest pod in `phase` when there is one ("" when none). */
+export async function lastPodLog(
+  kubeConfig: KubeConfig,
+  namespace: string,
+  job: string,
+  phase?: "Succeeded" | "Failed",
+): Promise<string> {
   const core = kubeConfig.makeApiClient(CoreV1Api);
   try {
     const pods = await core.listNamespacedPod({ namespace, labelSelector: `job-name=${job}` });
-    const newest = [...pods.items]
-      .sort((a, b) =>
-        String(a.metadata?.creationTimestamp ?? "").localeCompare(
-          String(b.metadata?.creationTimestamp ?? ""),
-        ),
-      )
-      .pop();
+    // Creation times have a resolution of seconds: the resourceVersion orders pods made in one second.
+    const order = (p: (typeof pods.items)[number]) =>
+      [String(p.metadata?.creationTimestamp ?? ""), Number(p.metadata?.resourceVersion ?? 0)] as const;
+    const sorted = [...pods.items].sort((a, b) => {
+      const [ta, ra] = order(a);
+      const [tb, rb] = order(b);
+      return ta.localeCompare(tb) || ra - rb;
+    });
+    const newest = sorted.filter((p) => !phase || p.status?.phase === phase).pop() ?? sorted.pop();
     if (!newest?.metadata?.name) return "";
     return await core.readNamespacedPodLog({ namespace, name: newest.metadata.name, tailLines: 2000 });
   } catch {
@@ -434,21 +436,30 @@ export async function runClusterBuild(
   const { configMap, job } = renderBuildJob(input);
   const batch = kubeConfig.makeApiClient(BatchV1Api);
   const core = kubeConfig.makeApiClient(CoreV1Api);
+  // The ConfigMap first (the pod mounts it), then the Job, which then owns the ConfigMap: deleting the Job
+  // deletes it.
+  await core.createNamespacedConfigMap({ namespace: input.namespace, body: configMap });
   const created = await batch.createNamespacedJob({ namespace: input.namespace, body: job });
-  // The ConfigMap belongs to the Job: deleting the Job deletes it.
-  configMap.metadata = {
-    ...configMap.metadata,
+  const owned = await core.readNamespacedConfigMap({
+    namespace: input.namespace,
+    name: configMap.metadata?.name as string,
+  });
+  owned.metadata = {
+    ...owned.metadata,
     ownerReferences: [
       {
         apiVersion: "batch/v1",
         kind: "Job",
         name: created.metadata?.name as string,
         uid: created.metadata?.uid as string,
-        controller: false,
       },
     ],
   };
-  await core.createNamespacedConfigMap({ namespace: input.namespace, body: configMap });
+  await core.replaceNamespacedConfigMap({
+    namespace: input.namespace,
+    name: configMap.metadata?.name as string,
+    body: owned,
+  });
   const name = created.metadata?.name as string;
   log(
     `created Job ${input.namespace}/${name}; following it (deadline ${Math.round(options.timeoutMs / 1000)} s)`,
@@ -460,7 +471,10 @@ export async function runClusterBuild(
     onStatus: (j) => {
       const s = j.status ?? {};
       const line = `Job ${name}: active ${s.active ?? 0}, succeeded ${s.succeeded ?? 0}, failed ${s.failed ?? 0}`;
-      if (line !== last) log((last = line));
+      if (line !== last) {
+        last = line;
+        log(line);
+      }
     },
   });
   if (!outcome.succeeded)

@@ -70,6 +70,9 @@ export function catalogValues(
   return values;
 }
 
+/** No re-folding of long lines: everything not edited is written back as it was. */
+const KEEP_LAYOUT = { lineWidth: 0 } as const;
+
 const quoted = (value: string) => {
   const scalar = new Scalar(value);
   scalar.type = Scalar.QUOTE_DOUBLE;
@@ -98,12 +101,12 @@ function upsertImagesYaml(
     | undefined;
   if (existing) {
     for (const [key, value] of Object.entries(values)) existing.set(key, quoted(value));
-    return { text: doc.toString(), action: "updated" };
+    return { text: doc.toString(KEEP_LAYOUT), action: "updated" };
   }
   const entry = doc.createNode({}) as YAMLMap;
   for (const [key, value] of Object.entries(values)) entry.set(key, quoted(value));
   images.items.push(entry);
-  return { text: doc.toString(), action: "added" };
+  return { text: doc.toString(KEEP_LAYOUT), action: "added" };
 }
 
 /** Adds or updates the entry in a catalog: an images.yaml, or a ConfigMap holding one. */
@@ -121,7 +124,7 @@ export function upsertCatalogEntry(
     block.type = Scalar.BLOCK_LITERAL;
     if (isMap(data)) data.set("images.yaml", block);
     else root.set("data", doc.createNode({ "images.yaml": block }));
-    return { text: doc.toString(), action: result.action };
+    return { text: doc.toString(KEEP_LAYOUT), action: result.action };
   }
   return upsertImagesYaml(text, values);
 }
@@ -137,7 +140,7 @@ export function removeCatalogKeys(text: string, osName: string, keys: readonly s
       | undefined;
     if (!entry) return inner;
     for (const key of keys) entry.delete(key);
-    return doc.toString();
+    return doc.toString(KEEP_LAYOUT);
   };
   const doc: Document = parseDocument(text);
   const root = doc.contents;
@@ -148,7 +151,7 @@ export function removeCatalogKeys(text: string, osName: string, keys: readonly s
     const block = new Scalar(edit(inner));
     block.type = Scalar.BLOCK_LITERAL;
     data.set("images.yaml", block);
-    return doc.toString();
+    return doc.toString(KEEP_LAYOUT);
   }
   return edit(text);
 }
@@ -165,7 +168,7 @@ export function checkEdited(before: string, after: string, osName: string): void
   const newErrors = parsed.findings.filter(
     (f) => f.severity === "error" && !previous.has(`${f.code}:${f.message}`),
   );
-  if (!entry || !entry.valid || newErrors.length > 0) {
+  if (!entry?.valid || newErrors.length > 0) {
     const first = newErrors[0] ?? entry?.findings.find((f) => f.severity === "error");
     throw new RegisterError(
       `the catalog entry would not be valid${first ? `: ${first.message}` : ""}`,
