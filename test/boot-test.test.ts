@@ -101,7 +101,7 @@ describe("bootTest", () => {
       await writeFile(random, randomBytes(16 * 2 ** 20));
       const result = await bootTest({ image: random, firmware: "bios", timeoutMs: BOOT_MS, memoryMiB: 256 });
       expect(result.ok).toBe(false);
-      expect(result.reason).toMatch(/^the BIOS found no bootable device \(Boot failed: /);
+      expect(result.reason).toMatch(/^the BIOS found no bootable device \(Hard Disk: not a bootable disk/);
       // SeaBIOS writes nothing on the serial console.
       expect(result.lastConsoleLines).toEqual([]);
     },

@@ -70,6 +70,8 @@ describe("Debian guest with cloud-init under OVMF", () => {
       return result.stdout.trim();
     };
     expect(await sh("hostname")).toBe("deb1");
+    // Every module of the image's cloud-init succeeded (the locale module fails without a usable locale).
+    expect(await sh("cloud-init status --long")).toMatch(/^status: done$/m);
     expect(await sh("cat /home/debian/.ssh/authorized_keys")).toContain(publicKey);
     expect(await sh("cat /run/osimg-catalog")).toBe("catalog-ran");
     expect(await sh("cat /etc/osimg-user")).toBe("from-user-data");

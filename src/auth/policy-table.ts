@@ -88,6 +88,10 @@ export const POLICY_TABLE: Readonly<Record<Action, ActionRule>> = {
     description: "remove an image from the local store",
     scopes: { cluster: { who: "admin", kubernetes: { verb: "delete", group: OSIMG, resource: "images" } } },
   },
+  "images.test": {
+    description: "boot-test a catalog entry's image (a VM on the server)",
+    scopes: { cluster: { who: "admin", kubernetes: { verb: "create", group: OSIMG, resource: "images" } } },
+  },
   "vm.read": {
     description: "list and read VMs, their manifests and change events",
     scopes: { namespace: { who: "viewer", kubernetes: { verb: "get", ...VMS, delegate: true } } },

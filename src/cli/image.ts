@@ -91,7 +91,7 @@ export function renderProbe(r: ProbeReport): string {
   return lines.map(([k, v]) => `${k.padEnd(13)} ${v}`).join("\n");
 }
 
-async function loadCatalogEntries(
+export async function loadCatalogEntries(
   path: string | undefined,
   dataDir: string,
 ): Promise<{ entries: CatalogEntry[]; path: string }> {
@@ -101,7 +101,7 @@ async function loadCatalogEntries(
   return { entries: catalog.entries, path: file };
 }
 
-function progressReporter(): { onProgress: (p: PullProgress) => void; stop: () => void } {
+export function progressReporter(): { onProgress: (p: PullProgress) => void; stop: () => void } {
   if (!process.stderr.isTTY) {
     let lastPhase = "";
     return {

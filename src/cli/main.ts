@@ -14,6 +14,7 @@ import { registerBuildCommands } from "./build.ts";
 import { registerCatalogCommands } from "./catalog.ts";
 import { registerCatalogVerify } from "./catalog-verify.ts";
 import { registerImageCommands } from "./image.ts";
+import { registerImageTest } from "./image-test.ts";
 import { registerVmCommands } from "./vm.ts";
 
 function port(value: string): number {
@@ -109,7 +110,7 @@ addKubevirtOptions(addServeAuthOptions(program.command("serve")))
   });
 
 registerCatalogVerify(registerCatalogCommands(program));
-registerImageCommands(program);
+registerImageTest(registerImageCommands(program));
 registerVmCommands(program);
 registerBuildCommands(program);
 registerAuthCommands(program);

@@ -16,6 +16,8 @@ import { CLOUD_INIT_FINISHED, LogFollower } from "../vms/providers/qemu/serial-l
 export interface BootTestOptions {
   /** A disk image (qcow2, raw or another format qemu-img reads). */
   image: string;
+  /** Its format, when known (the store knows it); asked of qemu-img otherwise. */
+  imageFormat?: string;
   firmware: "bios" | "efi";
   timeoutMs: number;
   /** UEFI with secure boot (OVMF's secboot build with the Microsoft keys). */
@@ -76,7 +78,8 @@ const DEAD_ENDS: { pattern: RegExp; reason: string }[] = [
 
 /** SeaBIOS says on its debug console (firmware.log) what it tried; the serial console stays silent. */
 const BIOS_NOTHING_TO_BOOT = /No bootable device/;
-const BIOS_BOOT_FAILED = /Boot failed: .*/;
+const BIOS_BOOTING = /Booting from (.*?)\.*$/;
+const BIOS_BOOT_FAILED = /Boot failed: (.*)/;
 
 /** Why a console line ends the boot, when it does. */
 export function deadEnd(line: string): string | undefined {
@@ -104,6 +107,7 @@ export async function bootTest(options: BootTestOptions): Promise<BootTestResult
     accelerator = (await probeAccelerator()).accel;
     vm = await ScratchVm.start({
       image: options.image,
+      ...(options.imageFormat ? { imageFormat: options.imageFormat } : {}),
       firmware: options.firmware,
       ...(options.secureBoot ? { secureBoot: true } : {}),
       name: `boot-test-${options.firmware}`,
@@ -122,7 +126,9 @@ export async function bootTest(options: BootTestOptions): Promise<BootTestResult
     const running = vm;
     const agentSocket = running.spec.sockets.agent as string;
     const firmwareLog = new LogFollower(join(running.dir, "firmware.log"));
-    let biosFailure = "";
+    // What SeaBIOS tried, and why each failed ("Hard Disk: not a bootable disk").
+    const biosTries: string[] = [];
+    let biosDevice = "";
     let lastAgentTry = 0;
     const tryAgent = async () => {
       if (seen.agent || Date.now() - lastAgentTry < 2000) return;
@@ -147,10 +153,12 @@ export async function bootTest(options: BootTestOptions): Promise<BootTestResult
         ...(options.signal ? { signal: options.signal } : {}),
         poll: async () => {
           for (const line of await firmwareLog.next()) {
-            if (BIOS_BOOT_FAILED.test(line)) biosFailure = line.trim();
+            biosDevice = BIOS_BOOTING.exec(line)?.[1] ?? biosDevice;
+            const failure = BIOS_BOOT_FAILED.exec(line)?.[1];
+            if (failure) biosTries.push(`${biosDevice || "boot"}: ${failure.trim()}`);
             if (BIOS_NOTHING_TO_BOOT.test(line))
               return {
-                dead: `the BIOS found no bootable device${biosFailure ? ` (${biosFailure})` : ""}`,
+                dead: `the BIOS found no bootable device${biosTries.length > 0 ? ` (${biosTries.join("; ")})` : ""}`,
               };
           }
           await tryAgent();

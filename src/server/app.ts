@@ -17,11 +17,13 @@ import { authRoutes } from "../auth/routes.ts";
 import { installTenancy, type Tenancy } from "../auth/setup.ts";
 import type { EditableSource } from "../catalog/sources/editable.ts";
 import type { CatalogState } from "../catalog/state.ts";
+import type { BootTests } from "../images/boot-tests.ts";
 import { QuotaGuard } from "../quota/guard.ts";
 import { quotaRoutes } from "../quota/routes.ts";
 import { installErrorHandler } from "./errors.ts";
 import { createMetrics } from "./metrics.ts";
 import { type Authorizer, allowAll, installAuthorization } from "./policy.ts";
+import { bootTestRoutes } from "./routes/boot-tests.ts";
 import { catalogRoutes } from "./routes/catalog.ts";
 import { catalogSourceRoutes } from "./routes/catalog-source.ts";
 import { healthRoutes } from "./routes/health.ts";
@@ -36,6 +38,8 @@ export interface AppOptions {
   logger: Logger;
   /** Image intake: the local store, the catalog verifier and pull jobs. */
   images?: ImagesService;
+  /** Boot tests of catalog entries: jobs and their results (src/images/boot-tests.ts). */
+  bootTests?: BootTests;
   /** VMs: the provider that runs them (local QEMU or KubeVirt). */
   vms?: Omit<VmRouteOptions, "catalog">;
   authorize?: Authorizer;
@@ -72,9 +76,15 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   if (tenancy) await app.register(authRoutes(tenancy.guard));
   const metrics = createMetrics(options.catalog);
   await app.register(healthRoutes(options.catalog, metrics));
+  const { bootTests } = options;
   await app.register(
-    catalogRoutes(options.catalog, options.images && (() => options.images?.verifier.results() ?? {})),
+    catalogRoutes(
+      options.catalog,
+      options.images && (() => options.images?.verifier.results() ?? {}),
+      bootTests && ((entries) => bootTests.forCatalog(entries)),
+    ),
   );
+  if (bootTests) await app.register(bootTestRoutes(options.catalog, bootTests));
   if (options.images) await app.register(imageRoutes(options.catalog, options.images));
   if (options.catalogSource) await app.register(catalogSourceRoutes(options.catalogSource));
   if (options.vms) {

@@ -191,8 +191,12 @@ const DEBIAN_FILES: Record<string, string> = {
   "etc/fstab": `PARTUUID=${IDS.debian.rootPart} / ext4 errors=remount-ro 0 1\n`,
   // Only the seed: no minutes-long probing of cloud metadata services that are not there.
   // RSA host keys take ~10 s to generate under TCG; ed25519 and ECDSA are instant.
+  // The locale is C.UTF-8, built into glibc: cloud-init's default (en_US.UTF-8) needs the locales package,
+  // and without it update-locale fails and `cloud-init status` says error.
   "etc/cloud/cloud.cfg.d/90-osimg.cfg":
-    "datasource_list: [NoCloud, None]\nssh_genkeytypes: [ed25519, ecdsa]\n",
+    "datasource_list: [NoCloud, None]\nssh_genkeytypes: [ed25519, ecdsa]\nlocale: C.UTF-8\n",
+  // The system locale cloud-init finds: the same as the one asked, so it changes nothing.
+  "etc/default/locale": "LANG=C.UTF-8\n",
   "etc/hostname": "localhost\n",
 };
 

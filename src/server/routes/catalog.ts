@@ -10,6 +10,7 @@ import { CatalogSource } from "../../catalog/catalog.ts";
 import { countBySeverity, Finding } from "../../catalog/findings.ts";
 import { CatalogEntry, CatalogFormat } from "../../catalog/model.ts";
 import type { CatalogState, OverlayState } from "../../catalog/state.ts";
+import { EntryBootTest } from "../../images/boot-tests.ts";
 import { EntryVerification } from "../../images/schemas.ts";
 import { ApiError, ErrorBody } from "../errors.ts";
 
@@ -51,6 +52,12 @@ export const CatalogResponse = z.object({
     .record(z.string(), EntryVerification)
     .optional()
     .describe("per entry id: the latest check of its image (reachable, format, size, checksum, safety)"),
+  bootTest: z
+    .record(z.string(), EntryBootTest)
+    .optional()
+    .describe(
+      "per entry id: its boot test under way and the latest result about the image it names now (POST /api/v1/images/{id}/boot-test, osimg image test)",
+    ),
   overlays: z
     .array(OverlaySummary)
     .describe(
@@ -70,6 +77,7 @@ const noCatalog = () =>
 export function catalogRoutes(
   state: CatalogState,
   verification?: () => Record<string, z.infer<typeof EntryVerification>>,
+  bootTests?: (entries: readonly CatalogEntry[]) => Record<string, EntryBootTest>,
 ): FastifyPluginAsyncZod {
   return async (app) => {
     app.get(
@@ -112,6 +120,8 @@ export function catalogRoutes(
       const catalog = served?.catalog;
       const checks = verification?.();
       const overlays = state.overlays(namespace);
+      const entries = namespace === undefined ? (catalog?.entries ?? []) : state.entriesFor(namespace);
+      const boots = bootTests?.(entries);
       const etag = `"${createHash("sha256")
         .update(
           JSON.stringify([
@@ -122,6 +132,7 @@ export function catalogRoutes(
             reload?.ok,
             reload?.version,
             checks,
+            boots,
             overlays.map((o) => [
               o.namespace,
               o.name,
@@ -135,7 +146,6 @@ export function catalogRoutes(
         .slice(0, 27)}"`;
       reply.header("etag", etag).header("cache-control", "no-cache");
       if (matchesEtag(request.headers["if-none-match"], etag)) return reply.status(304).send(null);
-      const entries = namespace === undefined ? (catalog?.entries ?? []) : state.entriesFor(namespace);
       const findings = [
         ...(catalog?.findings ?? []),
         ...overlays.flatMap((o) => overlayFindings(o, namespace)),
@@ -150,6 +160,7 @@ export function catalogRoutes(
         entries: [...entries],
         findings,
         ...(checks ? { verification: checks } : {}),
+        ...(boots ? { bootTest: boots } : {}),
         overlays: overlays.map((o) => overlaySummary(o, state)),
       };
     };

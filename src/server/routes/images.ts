@@ -3,6 +3,7 @@
 import type { FastifyReply } from "fastify";
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
+import type { CatalogEntry } from "../../catalog/model.ts";
 import type { CatalogState } from "../../catalog/state.ts";
 import type { PullJobs } from "../../images/pull-jobs.ts";
 import { EntryCheck, PullJob, StoredImage } from "../../images/schemas.ts";
@@ -24,18 +25,21 @@ const DigestParams = z.object({
   sha256: z.string().describe("the stored image's sha256, or a unique prefix of 6+ digits"),
 });
 
+/** The served catalog's entry `id`; 503 without a catalog, 404 (listing the ids) without that entry. */
+export function catalogEntryOf(state: CatalogState, id: string): CatalogEntry {
+  const served = state.served;
+  if (!served) throw new ApiError(503, "catalog_unavailable", "no valid catalog has been loaded yet");
+  const entry = served.catalog.entries.find((e) => e.id === id);
+  if (!entry)
+    throw new ApiError(404, "unknown_entry", `the catalog has no entry "${id}"`, {
+      field: "id",
+      hint: `entries: ${served.catalog.entries.map((e) => e.id).join(", ")}`,
+    });
+  return entry;
+}
+
 export function imageRoutes(state: CatalogState, images: ImagesService): FastifyPluginAsyncZod {
-  const entryOf = (id: string) => {
-    const served = state.served;
-    if (!served) throw new ApiError(503, "catalog_unavailable", "no valid catalog has been loaded yet");
-    const entry = served.catalog.entries.find((e) => e.id === id);
-    if (!entry)
-      throw new ApiError(404, "unknown_entry", `the catalog has no entry "${id}"`, {
-        field: "id",
-        hint: `entries: ${served.catalog.entries.map((e) => e.id).join(", ")}`,
-      });
-    return entry;
-  };
+  const entryOf = (id: string) => catalogEntryOf(state, id);
 
   return async (app) => {
     app.post(

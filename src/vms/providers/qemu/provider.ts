@@ -589,6 +589,24 @@ export class QemuProvider extends EventEmitter<VmProviderEvents> implements VmPr
     };
     const consoleLog = new LogFollower(join(dir, "serial.log"), fromOffset);
     const tryConsole = async () => (await consoleLog.next()).some((line) => CLOUD_INIT_FINISHED.test(line));
+    // The agent is pinged beside the console checks, one try at a time: a guest without a running agent
+    // lets each try wait for its timeout, and the console line must not wait for that.
+    let agentTrying = false;
+    const tryAgent = () => {
+      if (agentTrying) return;
+      agentTrying = true;
+      void pingAgent(join(dir, "agent.sock"), { connectTimeoutMs: 500, timeoutMs: 1000 })
+        .then(
+          (agent) => {
+            if (signal.aborted) agent.close();
+            else void ready("agent", agent);
+          },
+          () => undefined,
+        )
+        .finally(() => {
+          agentTrying = false;
+        });
+    };
     void (async () => {
       while (!signal.aborted && Date.now() < deadline) {
         if (live.phase === "Paused") {
@@ -596,9 +614,8 @@ export class QemuProvider extends EventEmitter<VmProviderEvents> implements VmPr
           continue;
         }
         if (await tryConsole().catch(() => false)) return ready("console");
-        const agent = await pingAgent(join(dir, "agent.sock")).catch(() => undefined);
-        if (agent) return ready("agent", agent);
-        await sleep(1000, signal);
+        tryAgent();
+        await sleep(250, signal);
       }
       if (!signal.aborted)
         this.#setCondition(
