@@ -91,6 +91,7 @@ export function registerAuditCommands(program: Command): void {
         const past = [...texts, live.text].flatMap(parseAuditLines).filter(wanted);
         print(options.lines === 0 ? [] : past.slice(-options.lines));
         if (!options.follow) return;
+        process.stderr.write(`following ${path} (Ctrl-C stops)\n`);
         let inode = before?.ino;
         let offset = live.end;
         for (;;) {
