@@ -56,7 +56,7 @@ export function addServeAuthOptions(serve: Command): Command {
     .addOption(
       new Option("--auth <mode>", "how callers authenticate (none: loopback only, no checks)")
         .choices(AUTH_MODES as string[])
-        .default(process.env.OSIMG_AUTH ?? "token"),
+        .default(process.env.OSIMG_AUTH || "token"),
     )
     .option("--token-file <path>", "--auth token: the token file (default <data-dir>/tokens.json)")
     .option("--oidc-issuer <url>", "--auth oidc: the issuer (its /.well-known/openid-configuration)")
