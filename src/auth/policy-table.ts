@@ -128,6 +128,15 @@ export const POLICY_TABLE: Readonly<Record<Action, ActionRule>> = {
     description: "a project's quota: limits and usage",
     scopes: { namespace: { who: "viewer", kubernetes: { verb: "list", ...VMS } } },
   },
+  "build.read": {
+    description: "image builds: their state, records and logs",
+    scopes: { cluster: { who: "authenticated" } },
+  },
+  "build.create": {
+    description: "build an image from a spec (on the server or as a Kubernetes Job)",
+    bodyLimit: 1536 * 1024,
+    scopes: { cluster: { who: "admin", kubernetes: { verb: "create", group: OSIMG, resource: "builds" } } },
+  },
 };
 
 const RANK: Record<Role, number> = { viewer: 1, member: 2, admin: 3 };

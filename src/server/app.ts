@@ -15,6 +15,7 @@ import { consoleAudit } from "../audit/hook.ts";
 import { selectSubprotocol } from "../auth/credentials.ts";
 import { authRoutes } from "../auth/routes.ts";
 import { installTenancy, type Tenancy } from "../auth/setup.ts";
+import type { BuildService } from "../build/service.ts";
 import type { EditableSource } from "../catalog/sources/editable.ts";
 import type { CatalogState } from "../catalog/state.ts";
 import type { BootTests } from "../images/boot-tests.ts";
@@ -24,6 +25,7 @@ import { installErrorHandler } from "./errors.ts";
 import { createMetrics } from "./metrics.ts";
 import { type Authorizer, allowAll, installAuthorization } from "./policy.ts";
 import { bootTestRoutes } from "./routes/boot-tests.ts";
+import { buildRoutes } from "./routes/builds.ts";
 import { catalogRoutes } from "./routes/catalog.ts";
 import { catalogSourceRoutes } from "./routes/catalog-source.ts";
 import { healthRoutes } from "./routes/health.ts";
@@ -40,6 +42,8 @@ export interface AppOptions {
   images?: ImagesService;
   /** Boot tests of catalog entries: jobs and their results (src/images/boot-tests.ts). */
   bootTests?: BootTests;
+  /** Image builds from specs (src/build/service.ts). */
+  builds?: BuildService;
   /** VMs: the provider that runs them (local QEMU or KubeVirt). */
   vms?: Omit<VmRouteOptions, "catalog">;
   authorize?: Authorizer;
@@ -87,6 +91,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   if (bootTests) await app.register(bootTestRoutes(options.catalog, bootTests));
   if (options.images) await app.register(imageRoutes(options.catalog, options.images));
   if (options.catalogSource) await app.register(catalogSourceRoutes(options.catalogSource));
+  if (options.builds) await app.register(buildRoutes(options.builds));
   if (options.vms) {
     // Browsers send console credentials as a subprotocol: never select (echo) that one.
     await app.register(websocket, { options: { handleProtocols: selectSubprotocol } });

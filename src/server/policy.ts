@@ -25,7 +25,9 @@ export type Action =
   | "vm.console"
   | "auth.config"
   | "auth.whoami"
-  | "quota.read";
+  | "quota.read"
+  | "build.read"
+  | "build.create";
 
 export interface Policy {
   action: Action;

@@ -6,6 +6,7 @@ import type { FastifyInstance } from "fastify";
 import pino, { type Logger } from "pino";
 import { REDACT } from "../auth/redact.ts";
 import { type AuthSettings, setupTenancy, type TenancyOptions } from "../auth/setup.ts";
+import { BuildService } from "../build/service.ts";
 import { countBySeverity } from "../catalog/findings.ts";
 import { ConfigMapCatalogSource, OverlayCatalogSource } from "../catalog/sources/configmap.ts";
 import { FileCatalogSource } from "../catalog/sources/file.ts";
@@ -196,6 +197,8 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
   // Boot tests of catalog entries run as throw-away VMs on this machine; results are kept in the data dir.
   const bootTests = BootTests.forDataDir(options.dataDir, { store, logger });
   await bootTests.load();
+  // Image builds submitted over the API run here, one at a time, with the cache in the data directory.
+  const builds = new BuildService({ dataDir: options.dataDir, logger });
   // VMs on local QEMU (the embedded default: VMs of an earlier run are re-attached before serving) or
   // on KubeVirt (its caches are filled before serving).
   let provider: VmProvider;
@@ -223,6 +226,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
     logger,
     images,
     bootTests,
+    builds,
     vms,
     tenancy,
   });
@@ -238,6 +242,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
     async close() {
       verifier.stop();
       await bootTests.close();
+      await builds.close();
       await source.stop();
       await overlays?.stop();
       await app.close();
