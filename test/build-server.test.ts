@@ -32,6 +32,16 @@ root = 256
 
 let server: TestServer;
 
+interface View {
+  id: string;
+  state: string;
+  kind: string;
+  runner: string;
+  findings?: unknown[];
+  record: { baseCached: boolean; outputs: { name: string; path: string }[] };
+}
+const json = async <T = View>(response: Response) => (await response.json()) as T;
+
 async function post(body: unknown): Promise<Response> {
   return fetch(`${server.url}/api/v1/builds`, {
     method: "POST",
@@ -95,7 +105,7 @@ describe("/api/v1/builds", () => {
       spec: '[from_repo]\nsuite = "bookworm"\nroot_passwd = "hunter2"\n',
     });
     expect(response.status).toBe(400);
-    const body = await response.json();
+    const body = await json<{ error: string; details: unknown[] }>(response);
     expect(body.error).toBe("invalid_spec");
     expect(body.details).toEqual([
       {
@@ -114,7 +124,7 @@ describe("/api/v1/builds", () => {
       files: { "files/hello.txt": Buffer.from("hello from the API\n").toString("base64") },
     });
     expect(response.status).toBe(202);
-    const queued = await response.json();
+    const queued = await json(response);
     expect(queued).toMatchObject({ kind: "vm-img", runner: "local" });
     expect(["queued", "running"]).toContain(queued.state);
     const stream = await events(queued.id);
@@ -125,16 +135,16 @@ describe("/api/v1/builds", () => {
       "==> customize.rootfs: users, passwords, os-release, files and units in the root filesystem",
     );
     expect(lines.some((l) => l.startsWith("==> disk.qcow2"))).toBe(true);
-    const view = await (await server.get(`/api/v1/builds/${queued.id}`)).json();
+    const view = await json(await server.get(`/api/v1/builds/${queued.id}`));
     expect(view.state).toBe("succeeded");
     expect(view.record.baseCached).toBe(true);
-    const qcow2 = view.record.outputs.find((o: { name: string }) => o.name === "system.qcow2");
-    expect(qcow2.path).toBe(join(server.dataDir, "build", "outputs", queued.id, "system.qcow2"));
+    const qcow2 = view.record.outputs.find((o) => o.name === "system.qcow2");
+    expect(qcow2?.path).toBe(join(server.dataDir, "build", "outputs", queued.id, "system.qcow2"));
     expect(
       (await readFile(join(server.dataDir, "build", "outputs", queued.id, "build.json"), "utf8")).length,
     ).toBeGreaterThan(100);
-    const list = await (await server.get("/api/v1/builds")).json();
-    expect(list.map((b: { id: string }) => b.id)).toContain(queued.id);
+    const list = await json<View[]>(await server.get("/api/v1/builds"));
+    expect(list.map((b) => b.id)).toContain(queued.id);
     // The stream of a finished build: its whole log, then done.
     expect((await events(queued.id)).at(-1)?.event).toBe("done");
   }, 120_000);
@@ -145,10 +155,10 @@ describe("/api/v1/builds", () => {
       spec: SPEC.replace('name = ["demo"]', 'name = ["missing"]'),
       files: { "files/hello.txt": "aGk=" },
     });
-    const { id } = await response.json();
+    const { id } = await json(response);
     const stream = await events(id);
     expect(stream.at(-1)?.event).toBe("failed");
-    const view = await (await server.get(`/api/v1/builds/${id}`)).json();
+    const view = await json(await server.get(`/api/v1/builds/${id}`));
     expect(view.state).toBe("failed");
     expect(view.findings).toEqual([
       expect.objectContaining({
