@@ -22,8 +22,31 @@ const RUNTIME: SystemPackage[] = [
   { name: "swtpm", provides: "/usr/bin/swtpm", why: "a TPM for FEATURES tpm" },
 ];
 
+/** What `osimg build` runs (node scripts/system-deps.ts build). */
+const BUILD: SystemPackage[] = [
+  { name: "mmdebstrap", provides: "/usr/bin/mmdebstrap", why: "osimg build: bootstraps root filesystems" },
+  { name: "uidmap", provides: "/usr/bin/newuidmap", why: "osimg build without root: user namespaces" },
+  { name: "fdisk", provides: "/usr/sbin/sfdisk", why: "osimg build: GPT partition tables" },
+  { name: "dosfstools", provides: "/usr/sbin/mkfs.vfat", why: "osimg build: the ESP" },
+  { name: "mtools", provides: "/usr/bin/mcopy", why: "osimg build: files onto the ESP without mounting" },
+  { name: "e2fsprogs", provides: "/usr/sbin/mkfs.ext4", why: "osimg build: ext4 from a directory" },
+  { name: "syslinux", provides: "/usr/bin/syslinux", why: "osimg build: BIOS boot loader" },
+  { name: "syslinux-common", provides: "/usr/lib/syslinux/mbr/gptmbr.bin", why: "osimg build: GPT MBR, menu.c32" },
+  {
+    name: "systemd-boot-efi",
+    provides: "/usr/lib/systemd/boot/efi/systemd-bootx64.efi",
+    why: "osimg build: UEFI boot loader",
+  },
+  { name: "qemu-utils", provides: "/usr/bin/qemu-img", why: "osimg build: qcow2 from the raw disk" },
+];
+
 const TEST: SystemPackage[] = [
   ...RUNTIME,
+  ...BUILD,
+  { name: "shellcheck", provides: "/usr/bin/shellcheck", why: "builder tests check the --debug scripts" },
+  { name: "skopeo", provides: "/usr/bin/skopeo", why: "builder tests inspect OCI images" },
+  { name: "umoci", provides: "/usr/bin/umoci", why: "builder tests unpack OCI images" },
+  { name: "docker-registry", provides: "/usr/bin/docker-registry", why: "builder tests push to a real registry" },
   { name: "genisoimage", provides: "/usr/bin/isoinfo", why: "tests read the NoCloud ISO with isoinfo" },
   { name: "xz-utils", provides: "/usr/bin/xz", why: "image intake tests make xz-wrapped fixtures" },
   { name: "bzip2", provides: "/bin/bzip2", why: "image intake tests make bzip2-wrapped fixtures" },
@@ -57,7 +80,7 @@ const TEST: SystemPackage[] = [
   { name: "chromium", provides: "/usr/bin/chromium", why: "the UI's end-to-end tests run in a real browser" },
 ];
 
-const GROUPS: Record<string, SystemPackage[]> = { runtime: RUNTIME, test: TEST };
+const GROUPS: Record<string, SystemPackage[]> = { runtime: RUNTIME, build: BUILD, test: TEST };
 
 function missingOf(packages: SystemPackage[]): SystemPackage[] {
   return packages.filter((p) => !existsSync(p.provides));
