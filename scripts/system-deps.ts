@@ -31,7 +31,11 @@ const BUILD: SystemPackage[] = [
   { name: "mtools", provides: "/usr/bin/mcopy", why: "osimg build: files onto the ESP without mounting" },
   { name: "e2fsprogs", provides: "/usr/sbin/mkfs.ext4", why: "osimg build: ext4 from a directory" },
   { name: "syslinux", provides: "/usr/bin/syslinux", why: "osimg build: BIOS boot loader" },
-  { name: "syslinux-common", provides: "/usr/lib/syslinux/mbr/gptmbr.bin", why: "osimg build: GPT MBR, menu.c32" },
+  {
+    name: "syslinux-common",
+    provides: "/usr/lib/syslinux/mbr/gptmbr.bin",
+    why: "osimg build: GPT MBR, menu.c32",
+  },
   {
     name: "systemd-boot-efi",
     provides: "/usr/lib/systemd/boot/efi/systemd-bootx64.efi",
@@ -46,7 +50,11 @@ const TEST: SystemPackage[] = [
   { name: "shellcheck", provides: "/usr/bin/shellcheck", why: "builder tests check the --debug scripts" },
   { name: "skopeo", provides: "/usr/bin/skopeo", why: "builder tests inspect OCI images" },
   { name: "umoci", provides: "/usr/bin/umoci", why: "builder tests unpack OCI images" },
-  { name: "docker-registry", provides: "/usr/bin/docker-registry", why: "builder tests push to a real registry" },
+  {
+    name: "docker-registry",
+    provides: "/usr/bin/docker-registry",
+    why: "builder tests push to a real registry",
+  },
   { name: "genisoimage", provides: "/usr/bin/isoinfo", why: "tests read the NoCloud ISO with isoinfo" },
   { name: "xz-utils", provides: "/usr/bin/xz", why: "image intake tests make xz-wrapped fixtures" },
   { name: "bzip2", provides: "/bin/bzip2", why: "image intake tests make bzip2-wrapped fixtures" },
