@@ -56,8 +56,13 @@ export interface LoadResult {
   non2xx: number;
 }
 
-export async function load(url: string, connections: number, seconds: number): Promise<LoadResult> {
-  const result = await autocannon({ url, connections, duration: seconds, pipelining: 1 });
+export async function load(
+  url: string,
+  connections: number,
+  seconds: number,
+  headers: Record<string, string> = {},
+): Promise<LoadResult> {
+  const result = await autocannon({ url, connections, duration: seconds, pipelining: 1, headers });
   return {
     requestsPerSecond: result.requests.average,
     p50Ms: result.latency.p50,
