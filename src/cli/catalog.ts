@@ -1,9 +1,15 @@
-// `osimg catalog lint|show`.
+// `osimg catalog lint|show|export`.
 import { readFile } from "node:fs/promises";
 import type { Command } from "commander";
 import { buildCatalog, type Catalog, unreadableCatalog } from "../catalog/catalog.ts";
 import { countBySeverity, type Finding } from "../catalog/findings.ts";
+import { CONFIGMAP_KEY } from "../catalog/parse.ts";
+import { BUILTIN_CATALOG } from "../config/paths.ts";
+import { parseObjectRef } from "../kube/client.ts";
 import { formatBytes } from "../units/quantity.ts";
+import { writeFileAtomic } from "../util/atomic-write.ts";
+import { toYaml } from "../vms/providers/kubevirt/manifests.ts";
+import { preferencesYaml } from "../vms/providers/kubevirt/preferences.ts";
 import { renderTable } from "./table.ts";
 
 async function load(path: string): Promise<Catalog> {
@@ -95,5 +101,59 @@ export function registerCatalogCommands(program: Command): Command {
       }
       process.exitCode = countBySeverity(result.findings).error > 0 ? 1 : 0;
     });
+
+  catalog
+    .command("export")
+    .description(
+      "write a catalog for a cluster: its entries as VirtualMachineClusterPreferences, or as the Kube-DC images-configmap",
+    )
+    .argument(
+      "[path]",
+      "an images.yaml file or ConfigMap manifest (default: the built-in catalog)",
+      BUILTIN_CATALOG,
+    )
+    .option(
+      "--preferences [out]",
+      "VirtualMachineClusterPreferences (minimums, firmware, features) to stdout or OUT",
+    )
+    .option(
+      "--configmap <namespace/name>",
+      "a ConfigMap manifest holding images.yaml, such as kube-dc/images-configmap",
+    )
+    .option("-o, --output <file>", "with --configmap: write to this file instead of stdout")
+    .action(
+      async (
+        path: string,
+        options: { preferences?: string | boolean; configmap?: string; output?: string },
+      ) => {
+        if ((options.preferences === undefined) === (options.configmap === undefined)) {
+          process.stderr.write("error: give one of --preferences [out] or --configmap NAMESPACE/NAME\n");
+          process.exitCode = 2;
+          return;
+        }
+        const result = await load(path);
+        const errors = result.findings.filter((f) => f.severity === "error");
+        for (const finding of errors) process.stderr.write(`${formatFinding(path, finding)}\n`);
+        if (errors.length > 0) {
+          process.stderr.write(`${path}: not exported: the catalog has ${errors.length} error(s)\n`);
+          process.exitCode = 1;
+          return;
+        }
+        let text: string;
+        let out: string | undefined;
+        if (options.configmap) {
+          const { namespace, name } = parseObjectRef(options.configmap, "--configmap");
+          text = `---\n${toYaml({ apiVersion: "v1", kind: "ConfigMap", metadata: { name, namespace }, data: { [CONFIGMAP_KEY]: result.text } })}`;
+          out = options.output;
+        } else {
+          text = preferencesYaml(result.entries);
+          out = typeof options.preferences === "string" ? options.preferences : undefined;
+        }
+        if (out) {
+          await writeFileAtomic(out, text);
+          process.stderr.write(`${out}: written\n`);
+        } else process.stdout.write(text);
+      },
+    );
   return catalog;
 }

@@ -4,6 +4,7 @@ import { readFile } from "node:fs/promises";
 import type { Command } from "commander";
 import type { Vm, VmAction } from "../vms/model.ts";
 import { ApiClient, handled } from "./client.ts";
+import { registerRenderCommand } from "./render.ts";
 import { renderTable } from "./table.ts";
 
 interface GlobalOptions {
@@ -50,7 +51,7 @@ function describeVm(vm: Vm): string {
   return lines.join("\n");
 }
 
-async function readKey(pathOrKey: string): Promise<string> {
+export async function readKey(pathOrKey: string): Promise<string> {
   if (/^(ssh-|ecdsa-|sk-)/.test(pathOrKey)) return pathOrKey;
   return (await readFile(pathOrKey.replace(/^~(?=\/)/, process.env.HOME ?? "~"), "utf8")).trim();
 }
@@ -233,9 +234,11 @@ export function registerVmCommands(program: Command): void {
         );
       }),
     );
+
+  registerRenderCommand(vm);
 }
 
-async function readStdin(): Promise<string> {
+export async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];
   for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
   return Buffer.concat(chunks).toString("utf8");

@@ -160,8 +160,8 @@ export class FakeKube {
   }
 
   /** Writes a kubeconfig file for this server, for `osimg ... --kubeconfig PATH`. */
-  async writeKubeconfig(path: string, namespace = "default"): Promise<void> {
-    await writeFile(path, this.kubeConfig(namespace).exportConfig());
+  async writeKubeconfig(path: string, namespace = "default", token = "fake-token"): Promise<void> {
+    await writeFile(path, this.kubeConfig(namespace, token).exportConfig());
   }
 
   // --- Controls for tests --------------------------------------------------------------------------

@@ -264,29 +264,30 @@ export function hasGuestAgent(text: string, settings: KubevirtSettings): boolean
 function domainOf(spec: VmSpec, settings: KubevirtSettings, disks: Disk[], interfaces: Interface[]): Domain {
   const { image } = spec;
   const has = (f: VmImage["features"][number]) => image.features.includes(f);
-  const domain: Domain = {
-    cpu: { cores: spec.cpu },
-    memory: { guest: spec.memory },
-    devices: { disks, interfaces },
-  };
+  const base = { cpu: { cores: spec.cpu }, memory: { guest: spec.memory } };
   // With preferences on, machine type, firmware, features and the TPM come from the preference.
-  if (settings.preferences) return domain;
-  if (image.machineType) domain.machine = { type: image.machineType };
-  if (image.firmware === "efi")
-    domain.firmware = {
-      bootloader: { efi: { secureBoot: has("smm"), ...(has("tpm") ? { persistent: true as const } : {}) } },
-    };
+  if (settings.preferences) return { ...base, devices: { disks, interfaces } };
   const features: NonNullable<Domain["features"]> = {};
   if (has("acpi")) features.acpi = {};
   if (has("apic")) features.apic = {};
   if (has("smm")) features.smm = {};
-  if (has("hyperv")) {
-    features.hyperv = HYPERV_ENLIGHTENMENTS;
-    domain.clock = { utc: {}, timer: HYPERV_TIMER };
-  }
-  if (Object.keys(features).length > 0) domain.features = features;
-  if (has("tpm")) domain.devices.tpm = { persistent: true };
-  return domain;
+  if (has("hyperv")) features.hyperv = HYPERV_ENLIGHTENMENTS;
+  return {
+    ...base,
+    ...(image.machineType ? { machine: { type: image.machineType } } : {}),
+    ...(image.firmware === "efi"
+      ? {
+          firmware: {
+            bootloader: {
+              efi: { secureBoot: has("smm"), ...(has("tpm") ? { persistent: true as const } : {}) },
+            },
+          },
+        }
+      : {}),
+    ...(Object.keys(features).length > 0 ? { features } : {}),
+    ...(has("hyperv") ? { clock: { utc: {}, timer: HYPERV_TIMER } } : {}),
+    devices: { disks, interfaces, ...(has("tpm") ? { tpm: { persistent: true as const } } : {}) },
+  };
 }
 
 function networkOf(

@@ -36,16 +36,16 @@ export interface VirtualMachineClusterPreference {
 export function buildPreference(entry: CatalogEntry): VirtualMachineClusterPreference {
   const s = entry.spec;
   const has = (f: (typeof s.features)[number]) => s.features.includes(f);
+  const requirements: NonNullable<VirtualMachineClusterPreference["spec"]["requirements"]> = {};
+  if (s.minVcpu !== undefined) requirements.cpu = { guest: s.minVcpu };
+  if (s.minMemoryBytes !== undefined) requirements.memory = { guest: String(entry.values.MIN_MEMORY) };
   const spec: VirtualMachineClusterPreference["spec"] = {
+    ...(Object.keys(requirements).length > 0 ? { requirements } : {}),
     firmware:
       s.firmware === "efi"
         ? { preferredEfi: { secureBoot: has("smm"), ...(has("tpm") ? { persistent: true as const } : {}) } }
         : { preferredUseBios: true },
   };
-  const requirements: NonNullable<VirtualMachineClusterPreference["spec"]["requirements"]> = {};
-  if (s.minVcpu !== undefined) requirements.cpu = { guest: s.minVcpu };
-  if (s.minMemoryBytes !== undefined) requirements.memory = { guest: String(entry.values.MIN_MEMORY) };
-  if (Object.keys(requirements).length > 0) spec.requirements = requirements;
   if (s.machineType) spec.machine = { preferredMachineType: s.machineType };
   const features: NonNullable<VirtualMachineClusterPreference["spec"]["features"]> = {};
   if (has("acpi")) features.preferredAcpi = {};
