@@ -18,6 +18,7 @@ import {
 } from "@patternfly/react-core";
 import { lazy, type MouseEvent, Suspense } from "react";
 import { Redirect, Route, Switch, useLocation } from "wouter";
+import { SessionMenu } from "./auth/SessionMenu.tsx";
 import { NamespaceSelector, useNamespace, withNamespace } from "./namespace.tsx";
 import { CatalogPage } from "./pages/CatalogPage.tsx";
 import { NotFoundPage } from "./pages/NotFoundPage.tsx";
@@ -88,6 +89,9 @@ function AppMasthead() {
             </ToolbarItem>
             <ToolbarItem align={{ default: "alignEnd" }}>
               <NamespaceSelector />
+            </ToolbarItem>
+            <ToolbarItem>
+              <SessionMenu />
             </ToolbarItem>
           </ToolbarContent>
         </Toolbar>

@@ -5,6 +5,7 @@ import { StrictMode } from "react";
 import { createRoot } from "react-dom/client";
 import { App } from "./App.tsx";
 import { isRetryable } from "./api/http.ts";
+import { AuthGate } from "./auth/AuthGate.tsx";
 import { followSystemColorScheme } from "./theme.ts";
 
 followSystemColorScheme();
@@ -24,7 +25,9 @@ if (!root) throw new Error("index.html has no #root element");
 createRoot(root).render(
   <StrictMode>
     <QueryClientProvider client={queryClient}>
-      <App />
+      <AuthGate>
+        <App />
+      </AuthGate>
     </QueryClientProvider>
   </StrictMode>,
 );

@@ -3,6 +3,7 @@
 // failed"), ETag revalidation for polled resources, server-sent events, and WebSocket URLs.
 import { createParser } from "eventsource-parser";
 import type { Finding } from "../../../src/catalog/findings.ts";
+import { reportUnauthorized, withCredentials } from "../auth/session.ts";
 
 /** One field of a refused request (422): the VM routes name each field with its minimum. */
 export interface FieldDetail {
@@ -51,8 +52,9 @@ function isErrorBody(value: unknown): value is ApiErrorBody {
  * token) to requests. Network failures become an HttpError with status 0.
  */
 export async function send(path: string, init: RequestInit = {}): Promise<Response> {
+  let response: Response;
   try {
-    return await fetch(path, init);
+    response = await fetch(path, { ...init, headers: withCredentials(init.headers) });
   } catch (error) {
     if (error instanceof DOMException && error.name === "AbortError") throw error;
     throw new HttpError(0, {
@@ -61,6 +63,8 @@ export async function send(path: string, init: RequestInit = {}): Promise<Respon
       hint: "check that `osimg serve` is running",
     });
   }
+  if (response.status === 401) reportUnauthorized();
+  return response;
 }
 
 function jsonHeaders(init: RequestInit): Headers {
