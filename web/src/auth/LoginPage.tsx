@@ -63,6 +63,7 @@ export function LoginPage({
     <PfLoginPage
       brandImgSrc="/favicon.svg"
       brandImgAlt="osimg"
+      brandImgProps={{ alt: "osimg", widths: { default: "64px" }, heights: { default: "64px" } }}
       loginTitle="Sign in to osimg"
       loginSubtitle={
         config.mode === "oidc" ? "with a token of your identity provider" : "with an access token"
