@@ -93,7 +93,9 @@ describe("VMs in a real browser, on local QEMU", () => {
     expect(await dialog().getByLabel("Cloud-init").inputValue()).toContain("marker-from-catalog");
 
     // The name field has the focus: type, then Tab along to the memory and go below its minimum.
-    await expect.poll(() => page.evaluate(() => document.activeElement?.id ?? "")).toMatch(/-name$/);
+    const focused = (locator: ReturnType<typeof page.locator>) =>
+      locator.evaluate((el) => el === el.ownerDocument.activeElement);
+    await expect.poll(() => focused(dialog().getByLabel(/^Name/))).toBe(true);
     await page.keyboard.type(VM);
     await page.keyboard.press("Tab"); // operating system
     await page.keyboard.press("Tab"); // vCPU
@@ -199,6 +201,16 @@ describe("VMs in a real browser, on local QEMU", () => {
     await expect.poll(() => terminal.innerText(), { timeout: 30_000 }).toContain("typed-42");
     expect(page.url()).toContain("tab=console");
     await ui.screenshot("16-vm-serial-console");
+    // The terminal takes Tab; Ctrl+] leaves it (as `osimg vm console` does), and Tab goes on from there.
+    const focused = (locator: ReturnType<typeof page.locator>) =>
+      locator.evaluate((el) => el === el.ownerDocument.activeElement);
+    const input = page.locator(".xterm-helper-textarea");
+    expect(await focused(input)).toBe(true);
+    await page.keyboard.press("Control+BracketRight");
+    expect(await focused(page.locator(".osimg-console-bar"))).toBe(true);
+    await page.keyboard.press("Shift+Tab");
+    // (to the tab's panel, which PatternFly makes focusable, just before the console)
+    expect(await focused(page.getByRole("tabpanel", { name: "Serial console" }))).toBe(true);
 
     await page.getByRole("tab", { name: "VNC" }).click();
     await page.getByText(/VNC: connected/).waitFor({ timeout: STEP_MS });

@@ -5,10 +5,10 @@ import { Button } from "@patternfly/react-core";
 import { FitAddon } from "@xterm/addon-fit";
 import { Terminal } from "@xterm/xterm";
 import { useEffect, useRef, useState } from "react";
-import { type ConnectionState, ConsoleStatus } from "./ConsoleStatus.tsx";
+import { type ConnectionState, ConsoleFrame } from "./ConsoleFrame.tsx";
 
 export default function SerialConsole({ url, name }: { url: string; name: string }) {
-  const host = useRef<HTMLDivElement>(null);
+  const host = useRef<HTMLElement>(null);
   const [state, setState] = useState<ConnectionState>({ kind: "connecting" });
   const [attempt, setAttempt] = useState(0);
 
@@ -62,19 +62,19 @@ export default function SerialConsole({ url, name }: { url: string; name: string
   }, [url, attempt]);
 
   return (
-    <div className="osimg-console">
-      <ConsoleStatus
-        what="Serial console"
-        state={state}
-        actions={
-          state.kind === "closed" ? (
-            <Button variant="secondary" size="sm" onClick={() => setAttempt((n) => n + 1)}>
-              Reconnect
-            </Button>
-          ) : null
-        }
-      />
-      <section ref={host} className="osimg-terminal" aria-label={`Serial console of ${name}`} />
-    </div>
+    <ConsoleFrame
+      what="Serial console"
+      state={state}
+      actions={
+        state.kind === "closed" ? (
+          <Button variant="secondary" size="sm" onClick={() => setAttempt((n) => n + 1)}>
+            Reconnect
+          </Button>
+        ) : null
+      }
+      label={`Serial console of ${name}`}
+      className="osimg-terminal"
+      host={host}
+    />
   );
 }

@@ -4,10 +4,10 @@
 import RFB from "@novnc/novnc";
 import { Button } from "@patternfly/react-core";
 import { useEffect, useRef, useState } from "react";
-import { type ConnectionState, ConsoleStatus } from "./ConsoleStatus.tsx";
+import { type ConnectionState, ConsoleFrame } from "./ConsoleFrame.tsx";
 
 export default function VncConsole({ url, name }: { url: string; name: string }) {
-  const host = useRef<HTMLDivElement>(null);
+  const host = useRef<HTMLElement>(null);
   const rfb = useRef<RFB | undefined>(undefined);
   const [state, setState] = useState<ConnectionState>({ kind: "connecting" });
   const [attempt, setAttempt] = useState(0);
@@ -41,28 +41,28 @@ export default function VncConsole({ url, name }: { url: string; name: string })
   }, [url, attempt]);
 
   return (
-    <div className="osimg-console">
-      <ConsoleStatus
-        what="VNC"
-        state={state}
-        actions={
-          state.kind === "closed" ? (
-            <Button variant="secondary" size="sm" onClick={() => setAttempt((n) => n + 1)}>
-              Reconnect
-            </Button>
-          ) : (
-            <Button
-              variant="secondary"
-              size="sm"
-              isDisabled={state.kind !== "connected"}
-              onClick={() => rfb.current?.sendCtrlAltDel()}
-            >
-              Send Ctrl+Alt+Del
-            </Button>
-          )
-        }
-      />
-      <section ref={host} className="osimg-vnc" aria-label={`Display of ${name}`} />
-    </div>
+    <ConsoleFrame
+      what="VNC"
+      state={state}
+      actions={
+        state.kind === "closed" ? (
+          <Button variant="secondary" size="sm" onClick={() => setAttempt((n) => n + 1)}>
+            Reconnect
+          </Button>
+        ) : (
+          <Button
+            variant="secondary"
+            size="sm"
+            isDisabled={state.kind !== "connected"}
+            onClick={() => rfb.current?.sendCtrlAltDel()}
+          >
+            Send Ctrl+Alt+Del
+          </Button>
+        )
+      }
+      label={`Display of ${name}`}
+      className="osimg-vnc"
+      host={host}
+    />
   );
 }
