@@ -14,7 +14,7 @@ import { catalogYaml, UBUNTU } from "./support/catalogs.ts";
 import { startTestServer, type TestServer, tempDir } from "./support/server.ts";
 
 const STEP_MS = 20_000;
-const ENTRY = { ...UBUNTU, OS_IMAGE_URL: "http://127.0.0.1:9/never.qcow2" };
+const ENTRY = { ...UBUNTU, OS_NAME: "Ubuntu 24.04", OS_IMAGE_URL: "http://127.0.0.1:9/never.qcow2" };
 
 let browser: Browser;
 let server: TestServer;
@@ -67,7 +67,7 @@ describe("logging in to the UI", { timeout: 120_000 }, () => {
     // The token lives in this tab's sessionStorage only.
     expect(await page.evaluate(() => sessionStorage.getItem("osimg.token"))).toBe(tokens.member);
     expect(await page.evaluate(() => JSON.stringify(localStorage))).not.toContain(tokens.member.slice(23));
-    expect(await page.evaluate(() => document.cookie)).toBe("");
+    expect(await page.evaluate("document.cookie")).toBe("");
 
     await page.reload();
     await page.getByRole("button", { name: ENTRY.OS_NAME }).waitFor({ timeout: STEP_MS });

@@ -14,7 +14,12 @@ import { startTestServer, type TestServer, tempDir } from "./support/server.ts";
 const GiB = 2 ** 30;
 // The image is never fetched: the server refuses loopback addresses, so provisioning fails at once
 // and no guest runs. The quota counts every VM, whatever its phase.
-const ENTRY = { ...UBUNTU, OS_IMAGE_URL: "http://127.0.0.1:9/never.qcow2", MIN_STORAGE: "2G" };
+const ENTRY = {
+  ...UBUNTU,
+  OS_NAME: "Ubuntu 24.04",
+  OS_IMAGE_URL: "http://127.0.0.1:9/never.qcow2",
+  MIN_STORAGE: "2G",
+};
 
 describe("the quota file", () => {
   it("merges a project's limits over the default", () => {

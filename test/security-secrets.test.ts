@@ -14,7 +14,7 @@ import { catalogYaml, UBUNTU } from "./support/catalogs.ts";
 import { startTestServer, type TestServer, tempDir } from "./support/server.ts";
 
 const PASSWORD = "pw-Zq8t-correct-horse-battery";
-const ENTRY = { ...UBUNTU, OS_IMAGE_URL: "http://127.0.0.1:9/never.qcow2" };
+const ENTRY = { ...UBUNTU, OS_NAME: "Ubuntu 24.04", OS_IMAGE_URL: "http://127.0.0.1:9/never.qcow2" };
 const VM = "secret-vm";
 
 let server: TestServer;

@@ -6,14 +6,14 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { crossOriginProblem } from "../src/auth/security.ts";
-import { startServer } from "../src/server/serve.ts";
+import { type ServeOptions, startServer } from "../src/server/serve.ts";
 import { bearer, OWN, type RoleTokens, roleTokens, upgrade } from "./support/auth.ts";
 import { catalogYaml, UBUNTU } from "./support/catalogs.ts";
 import { startTestServer, type TestServer, tempDir } from "./support/server.ts";
 
-const ENTRY = { ...UBUNTU, OS_IMAGE_URL: "http://127.0.0.1:9/never.qcow2" };
+const ENTRY = { ...UBUNTU, OS_NAME: "Ubuntu 24.04", OS_IMAGE_URL: "http://127.0.0.1:9/never.qcow2" };
 
-async function serve(tenancy: Parameters<typeof startTestServer>[0]["tenancy"] = {}) {
+async function serve(tenancy: ServeOptions["tenancy"] = {}) {
   const dataDir = tempDir("osimg-security-");
   const tokens = await roleTokens(dataDir);
   const catalogPath = join(dataDir, "catalog.yaml");
