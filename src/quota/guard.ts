@@ -8,7 +8,7 @@ import { CoreV1Api, type KubeConfig } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import { kubeFailure, type ObjectRef } from "../kube/client.ts";
 import { ApiError } from "../server/errors.ts";
-import type { VmProvider } from "../vms/provider.ts";
+import type { CallIdentity, VmProvider } from "../vms/provider.ts";
 import {
   addDemand,
   type Demand,
@@ -111,9 +111,10 @@ export class QuotaGuard {
     this.#provider = provider;
   }
 
-  async status(namespace: string): Promise<ProjectQuota> {
+  /** `identity`: the caller's, when the provider lists VMs as the caller (token pass-through). */
+  async status(namespace: string, identity?: CallIdentity): Promise<ProjectQuota> {
     const limits = limitsFor(await this.source.config(), namespace);
-    return { namespace, source: this.source.location, limits, usage: await this.#usage(namespace) };
+    return { namespace, source: this.source.location, limits, usage: await this.#usage(namespace, identity) };
   }
 
   /** Runs `create` when one more VM of `demand` fits the project's quota; otherwise a 403 naming it. */
@@ -122,11 +123,12 @@ export class QuotaGuard {
     name: string,
     demand: Demand,
     create: () => Promise<T>,
+    identity?: CallIdentity,
   ): Promise<T> {
     return this.#serialized(namespace, async () => {
       const limits = limitsFor(await this.source.config(), namespace);
       if (limits) {
-        const usage = await this.#usage(namespace);
+        const usage = await this.#usage(namespace, identity);
         const over = exceeded(limits, usage, demand);
         if (over.length > 0) {
           const error = new ApiError(
@@ -154,8 +156,8 @@ export class QuotaGuard {
     });
   }
 
-  async #usage(namespace: string): Promise<Usage> {
-    const vms = await this.#provider.list(namespace);
+  async #usage(namespace: string, identity?: CallIdentity): Promise<Usage> {
+    const vms = await this.#provider.list(namespace, identity);
     let usage = usageOf(vms);
     const pending = this.#pending.get(namespace);
     if (pending) {

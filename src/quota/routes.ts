@@ -41,7 +41,9 @@ export function quotaRoutes(quota: QuotaGuard): FastifyPluginAsyncZod {
         },
       },
       async (request) => {
-        const status = await quota.status(request.params.namespace);
+        const status = await quota.status(request.params.namespace, {
+          bearerToken: request.principal?.bearerToken,
+        });
         return { ...status, limits: status.limits ? describeLimits(status.limits) : null };
       },
     );

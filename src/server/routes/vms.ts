@@ -132,10 +132,12 @@ export function vmRoutes({
       async (request, reply) => {
         const spec = validate(request.params.namespace, request.body);
         if (request.query.dryRun === "true") return { rendered: await provider.render(spec) };
-        const create = () => provider.create(spec, identityOf(request));
-        const vm = await (quota ? quota.admit(spec.namespace, spec.name, spec, create) : create()).catch(
-          toApiError,
-        );
+        const identity = identityOf(request);
+        const create = () => provider.create(spec, identity);
+        const vm = await (quota
+          ? quota.admit(spec.namespace, spec.name, spec, create, identity)
+          : create()
+        ).catch(toApiError);
         return reply.status(201).send(vm);
       },
     );
