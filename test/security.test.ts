@@ -176,6 +176,25 @@ describe("rate limits", () => {
   });
 });
 
+describe("behind a reverse proxy", () => {
+  it("counts failed logins per client named by a trusted proxy, not per proxy", async () => {
+    const { server, tokens } = await serve({
+      trustProxy: ["127.0.0.1"],
+      rateLimits: { failedLogins: { capacity: 2, perSecond: 0.01 } },
+    });
+    try {
+      const whoami = (token: string, client: string) =>
+        fetch(`${server.url}/api/v1/whoami`, { headers: { ...bearer(token), "x-forwarded-for": client } });
+      expect((await whoami("osimg_guess", "10.0.0.1")).status).toBe(401);
+      expect((await whoami("osimg_guess", "10.0.0.1")).status).toBe(401);
+      expect((await whoami(tokens.admin, "10.0.0.1")).status).toBe(429);
+      expect((await whoami(tokens.admin, "10.0.0.2")).status).toBe(200);
+    } finally {
+      await server.stop();
+    }
+  });
+});
+
 describe("--auth none", () => {
   it("is refused on an address other than loopback", async () => {
     await expect(

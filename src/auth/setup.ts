@@ -43,6 +43,8 @@ export interface TenancyOptions {
   logger: Logger;
   rateLimits?: Partial<RateLimits>;
   allowedOrigins?: string[];
+  /** Reverse proxies (addresses or CIDRs) whose X-Forwarded-For names the client. */
+  trustProxy?: string[];
   /** The audit log; default <data-dir>/audit/audit.log, 10 MiB × 5. */
   audit?: { path?: string; maxBytes?: number; keep?: number };
   /** Quotas from a file (default <data-dir>/quotas.yaml, if present) or a ConfigMap. */
@@ -54,6 +56,7 @@ export interface Tenancy {
   audit: AuditLog;
   quota: QuotaSource;
   allowedOrigins: readonly string[];
+  trustProxy: readonly string[];
   close(): Promise<void>;
 }
 
@@ -155,6 +158,7 @@ export async function setupTenancy(options: TenancyOptions): Promise<Tenancy> {
     audit,
     quota,
     allowedOrigins: options.allowedOrigins ?? [],
+    trustProxy: options.trustProxy ?? [],
     async close() {
       guard.close();
       await audit.close();

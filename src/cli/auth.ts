@@ -25,6 +25,7 @@ export interface ServeAuthFlags {
   oidcRolePrefix?: string;
   kubeconfig?: string;
   allowedOrigin?: string[];
+  trustProxy?: string[];
   quotaFile?: string;
   quotaConfigmap?: ObjectRef;
   auditLog?: string;
@@ -74,6 +75,10 @@ export function addServeAuthOptions(serve: Command): Command {
       "origins besides this server's own allowed to send changes (a proxy's public address)",
       (value: string, previous: string[] = []) => [...previous, origin(value)],
     )
+    .option(
+      "--trust-proxy <address...>",
+      "reverse proxies (addresses or CIDRs) whose X-Forwarded-For names the client, for rate limits and audit",
+    )
     .option("--quota-file <path>", "project quotas (default <data-dir>/quotas.yaml when present)")
     .option(
       "--quota-configmap <namespace/name>",
@@ -113,6 +118,7 @@ export function serveAuthSettings(flags: ServeAuthFlags): Pick<ServeOptions, "au
     auth,
     tenancy: {
       allowedOrigins: flags.allowedOrigin,
+      trustProxy: flags.trustProxy,
       ...(flags.auditLog ? { audit: { path: flags.auditLog } } : {}),
       quota: {
         file: flags.quotaFile,

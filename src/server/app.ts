@@ -59,6 +59,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: 1024 * 1024,
     genReqId: () => randomUUID(),
+    // Behind a reverse proxy: the client's address (rate limits, audit) from X-Forwarded-For of these.
+    ...(options.tenancy?.trustProxy?.length ? { trustProxy: [...options.tenancy.trustProxy] } : {}),
   }).withTypeProvider<ZodTypeProvider>();
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
