@@ -4,7 +4,7 @@
 // handshake) and its answer compared with what the policy table says. Requests that are allowed carry
 // harmless inputs (absent names, empty bodies), so they are refused later (400/404/428) without effect.
 
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { decide, POLICY_TABLE, ruleFor } from "../src/auth/policy-table.ts";
@@ -177,6 +177,22 @@ describe("the access matrix", () => {
     }
     expect(ruleFor("catalog.write", "cluster")?.who).toBe("admin");
     expect(ruleFor("catalog.read", "cluster")?.who).toBe("authenticated");
+  });
+
+  it("is documented as it is: docs/security.md shows the code's table", () => {
+    const rows = Object.entries(POLICY_TABLE).map(([action, rule]) => {
+      const scopes = Object.entries(rule.scopes).map(([scope, r]) => {
+        const k = r.kubernetes;
+        const kube = k
+          ? `; RBAC: \`${k.verb} ${k.group}/${k.resource}${k.subresource ? `/${k.subresource}` : ""}\`${k.delegate ? " (delegated)" : ""}`
+          : "";
+        return `${scope}: **${r.who}**${kube}`;
+      });
+      return `| \`${action}\` | ${scopes.join("<br>")} | ${rule.description} |`;
+    });
+    const docs = readFileSync(new URL("../docs/security.md", import.meta.url), "utf8");
+    const documented = docs.split("\n").filter((l) => /^\| `[a-z]+\.[a-z]+` \|/.test(l));
+    expect(documented).toEqual(rows);
   });
 
   it("has a table whose every action is used by a route, with a rule for each scope it is used in", () => {
