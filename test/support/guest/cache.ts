@@ -2,10 +2,11 @@
 // Builds are serialised across processes by a lock directory (test files run in parallel workers), and an
 // image appears under its final name only when complete (built beside it, then renamed).
 import { createHash } from "node:crypto";
-import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import { existsSync } from "node:fs";
+import { mkdir, readdir, readFile, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
+import { acquireLock, BuildInterrupted } from "../../../src/build/run.ts";
 import { defaultDataDir } from "../../../src/config/paths.ts";
-import { isAlive } from "../../../src/vms/providers/qemu/process.ts";
 
 /** $OSIMG_GUEST_IMAGE_CACHE, else <data dir>/cache/guest-images. */
 export function guestImageCacheDir(env: NodeJS.ProcessEnv = process.env): string {
@@ -16,34 +17,14 @@ export function cacheKey(inputs: unknown): string {
   return createHash("sha256").update(JSON.stringify(inputs)).digest("hex").slice(0, 16);
 }
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    await stat(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** Takes the lock directory, waiting while a live process holds it; a dead holder's lock is taken over. */
+/** The build lock (the builder's: a directory whose owner pid is checked), waited for at most `timeoutMs`. */
 async function lock(path: string, timeoutMs: number): Promise<() => Promise<void>> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      await mkdir(path);
-      await writeFile(join(path, "pid"), String(process.pid));
-      return () => rm(path, { recursive: true, force: true });
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
-    }
-    const holder = Number.parseInt(await readFile(join(path, "pid"), "utf8").catch(() => ""), 10);
-    if (Number.isInteger(holder) && !isAlive(holder)) {
-      await rm(path, { recursive: true, force: true });
-      continue;
-    }
-    if (Date.now() > deadline)
-      throw new Error(`${path} is still held by process ${holder} after ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 500));
+  try {
+    return await acquireLock(path, AbortSignal.timeout(timeoutMs));
+  } catch (error) {
+    if (!(error instanceof BuildInterrupted)) throw error;
+    const holder = await readFile(join(path, "pid"), "utf8").catch(() => "?");
+    throw new Error(`${path} is still held by process ${holder.trim()} after ${timeoutMs} ms`);
   }
 }
 
@@ -62,11 +43,11 @@ export interface CachedBuild {
 /** The cached artifact's path, building it first when it is not there. Older keys of the same name go. */
 export async function cachedArtifact(spec: CachedBuild): Promise<string> {
   const final = join(spec.cacheDir, `${spec.name}-${spec.key}.${spec.ext}`);
-  if (await exists(final)) return final;
+  if (existsSync(final)) return final;
   await mkdir(spec.cacheDir, { recursive: true });
   const release = await lock(join(spec.cacheDir, `${spec.name}.lock`), spec.timeoutMs);
   try {
-    if (await exists(final)) return final;
+    if (existsSync(final)) return final;
     // Holding the lock, any work directory of this name is left over from a build that died.
     for (const entry of await readdir(spec.cacheDir))
       if (entry.startsWith(`.work-${spec.name}-`))
