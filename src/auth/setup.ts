@@ -1,6 +1,7 @@
 // Tenancy for a server: the guard of the chosen auth mode, the audit log, the quota source, and the
 // hooks that put them in front of every route. `osimg serve` defaults to the token mode; `--auth none`
 // runs only on loopback, with a loud warning.
+import { chmod } from "node:fs/promises";
 import type { KubeConfig } from "@kubernetes/client-node";
 import type { FastifyInstance } from "fastify";
 import type { Logger } from "pino";
@@ -104,6 +105,7 @@ async function guardFor(options: TenancyOptions): Promise<Guard> {
       const file = new TokenFile(auth.tokenFile ?? tokenFilePath(options.dataDir));
       const first = await file.initialize();
       if (first) (auth.onFirstToken ?? printFirstToken)(first, file.path);
+      await chmod(file.path, 0o600); // a copy made by hand may have been left readable by others
       const tokens = new TokenAuthenticator(file);
       await tokens.start();
       options.logger.info({ tokenFile: file.path }, "authentication: static tokens");
