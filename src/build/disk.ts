@@ -103,8 +103,7 @@ export function partitionTable(input: DiskInput, layout: DiskLayout): string {
 }
 
 export function loaderConf(password: boolean): string {
-  // Without a password there is nothing to protect the command line with: the editor is off either way
-  // only when one is set, as GRUB's password would.
+  // systemd-boot has no password: with a boot loader password set, its command line editor is off.
   return `default osimg.conf\ntimeout 0\n${password ? "editor no\n" : ""}`;
 }
 

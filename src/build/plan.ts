@@ -13,7 +13,7 @@
 import { createHash } from "node:crypto";
 import { basename, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import type { OciCompression } from "../oci/layout.ts";
+import type { ImageConfigInput, LayerSource, OciCompression } from "../oci/layout.ts";
 import { diskSteps } from "./disk.ts";
 import type { RootfsEdits } from "./rootfs.ts";
 import {
@@ -24,7 +24,7 @@ import {
   imgSizeBytes,
   type PxeConfig,
 } from "./spec.ts";
-import type { ExecStep, NativeStep, OciLayerSource, Step } from "./steps.ts";
+import type { ExecStep, NativeStep, Step } from "./steps.ts";
 
 /** Bumped when the bootstrap's recipe changes, so that cached root filesystems are rebuilt. */
 export const BOOTSTRAP_RECIPE = 1;
@@ -515,12 +515,7 @@ export function makePlan(input: PlanInput): Plan {
   }
 
   const created = input.epoch;
-  const oci = (
-    name: string,
-    tag: string,
-    layers: OciLayerSource[],
-    config: Extract<NativeStep["op"], { op: "oci-image" }>["config"],
-  ) => {
+  const oci = (name: string, tag: string, layers: LayerSource[], config: ImageConfigInput) => {
     const layout = join(out, name);
     steps.push(
       exec("package", `package.${name}-clear`, `a fresh ${name} layout`, ["rm", "-rf", "--", layout]),

@@ -6,7 +6,16 @@
 import { type FileHandle, lstat, open, readdir, readFile, readlink, realpath } from "node:fs/promises";
 import { basename, join, relative, sep } from "node:path";
 import { AccountError, type AccountFiles, addUsers, resolveOwner, setRootPassword } from "./accounts.ts";
-import { encodeHeader, indexTar, readEntry, type TarEntry, type TarHeader, TarWriter } from "./tar.ts";
+import {
+  dirHeader,
+  encodeHeader,
+  indexTar,
+  readEntry,
+  symlinkHeader,
+  type TarEntry,
+  type TarHeader,
+  TarWriter,
+} from "./tar.ts";
 
 export class RootfsError extends Error {
   override name = "RootfsError";
@@ -241,21 +250,6 @@ export class RootfsView {
 
 const parentOf = (path: string) => (path.includes("/") ? path.slice(0, path.lastIndexOf("/")) : "");
 
-function dirHeader(path: string, mode: number, mtime: number): TarHeader {
-  return {
-    path,
-    type: "dir",
-    mode,
-    uid: 0,
-    gid: 0,
-    size: 0,
-    mtime,
-    linkname: "",
-    uname: "root",
-    gname: "root",
-  };
-}
-
 // --- os-release ----------------------------------------------------------------------------------------
 
 /** A value as os-release(5) wants it: double quotes, with \ " $ and ` escaped. */
@@ -331,22 +325,7 @@ async function enableUnit(
       "add [Install] WantedBy=multi-user.target to the unit, or start it from another unit",
     );
   const target = `/${found.dir}/${file}`;
-  const link = (path: string) =>
-    view.put(
-      path,
-      {
-        type: "symlink",
-        mode: 0o777,
-        uid: 0,
-        gid: 0,
-        size: 0,
-        mtime: epoch,
-        linkname: target,
-        uname: "root",
-        gname: "root",
-      },
-      { kind: "none" },
-    );
+  const link = (path: string) => view.put(path, symlinkHeader(path, target, epoch), { kind: "none" });
   for (const wanted of install.WantedBy ?? [])
     link(view.resolve(`etc/systemd/system/${wanted}.wants/${name}`, false));
   for (const required of install.RequiredBy ?? [])

@@ -17,6 +17,7 @@ import {
 import { dirname } from "node:path";
 import { buildOciImage } from "../oci/layout.ts";
 import { pushLayout } from "../oci/push.ts";
+import { isAlive } from "../vms/providers/qemu/process.ts";
 import { containedPath, customizeRootfs, extractFiles, findBootFiles } from "./rootfs.ts";
 import type { ExecStep, NativeOp, Step } from "./steps.ts";
 
@@ -72,21 +73,12 @@ export async function acquireLock(path: string, signal?: AbortSignal): Promise<(
       if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
     }
     const holder = Number.parseInt(await readFile(`${path}/pid`, "utf8").catch(() => ""), 10);
-    if (Number.isInteger(holder) && !alive(holder)) {
+    if (Number.isInteger(holder) && !isAlive(holder)) {
       await rm(path, { recursive: true, force: true });
       continue;
     }
     if (signal?.aborted) throw new BuildInterrupted("interrupted while waiting for a lock");
     await new Promise((r) => setTimeout(r, 500));
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "EPERM";
   }
 }
 

@@ -2,7 +2,7 @@
 // or does one thing in osimg's own code (a "native" step: editing the root filesystem tar, writing an
 // OCI image, pushing it). Steps are plain JSON, so a plan can be written out (--debug) and a native step
 // can be run on its own: `osimg build-step PLAN.json STEP`.
-import type { OciCompression } from "../oci/layout.ts";
+import type { OciImageInput } from "../oci/layout.ts";
 import type { RootfsEdits } from "./rootfs.ts";
 
 export const STAGES = [
@@ -44,36 +44,9 @@ export type NativeOp =
   | { op: "copy-in"; root: string; path: string; to: string; mode: number; field: string }
   | { op: "customize-rootfs"; input: string; output: string; edits: RootfsEdits; result: string }
   | { op: "extract-boot-files"; tar: string; kernel: string; initrd: string; mtime: number }
-  | {
-      op: "oci-image";
-      layout: string;
-      /** The tag recorded in index.json (org.opencontainers.image.ref.name). */
-      tag: string;
-      layers: OciLayerSource[];
-      config: {
-        cmd?: string[];
-        entrypoint?: string[];
-        exposedPorts?: string[];
-        labels?: Record<string, string>;
-        workingDir?: string;
-        user?: string;
-      };
-      compression: OciCompression;
-      created: number;
-      annotations?: Record<string, string>;
-    }
+  /** An OCI image layout written by osimg's writer (src/oci/layout.ts). */
+  | ({ op: "oci-image" } & OciImageInput)
   | { op: "push"; layout: string; tag: string; reference: string; tlsVerify: boolean };
-
-/** What goes into one layer: files from the host at given paths and owners, or an existing tar as is. */
-export type OciLayerSource =
-  | { kind: "tar"; path: string }
-  | {
-      kind: "files";
-      entries: (
-        | { path: string; type: "dir"; mode: number; uid: number; gid: number }
-        | { path: string; type: "file"; from: string; mode: number; uid: number; gid: number }
-      )[];
-    };
 
 export interface NativeStep extends StepBase {
   kind: "native";

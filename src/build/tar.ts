@@ -61,6 +61,38 @@ const FLAG_OF: Record<EntryType, string> = {
   other: "0",
 };
 
+/** A root-owned directory entry. */
+export function dirHeader(path: string, mode: number, mtime: number): TarHeader {
+  return {
+    path,
+    type: "dir",
+    mode,
+    uid: 0,
+    gid: 0,
+    size: 0,
+    mtime,
+    linkname: "",
+    uname: "root",
+    gname: "root",
+  };
+}
+
+/** A root-owned symbolic link entry. */
+export function symlinkHeader(path: string, target: string, mtime: number): TarHeader {
+  return {
+    path,
+    type: "symlink",
+    mode: 0o777,
+    uid: 0,
+    gid: 0,
+    size: 0,
+    mtime,
+    linkname: target,
+    uname: "root",
+    gname: "root",
+  };
+}
+
 export function normalizeTarPath(path: string): string {
   let p = path;
   while (p.startsWith("./")) p = p.slice(2);

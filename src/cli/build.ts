@@ -132,7 +132,12 @@ async function onCluster(kind: BuildKind, flags: BuildFlags, signal: AbortSignal
   const kubeConfig = loadKubeConfig({ ...(flags.kubeconfig ? { kubeconfig: flags.kubeconfig } : {}) });
   const namespace =
     flags.namespace ?? kubeConfig.getContextObject(kubeConfig.getCurrentContext())?.namespace ?? "default";
-  if (!flags.push && kind !== "vm-img")
+  // A Job's outputs are gone with its pod: what it builds must be pushed somewhere.
+  if (kind === "vm-img" || kind === "pxe-img")
+    throw new Error(
+      `--on-cluster builds images that are pushed (container-disk, upgrade-img, admin-container), not ${kind}`,
+    );
+  if (!flags.push)
     throw new Error(
       "--on-cluster needs --push REGISTRY/REPOSITORY:TAG: the Job's outputs are gone when its pod is",
     );
@@ -308,7 +313,7 @@ export function registerBuildCommands(program: Command): Command {
     .action(async (planFile: string, id: string) => {
       const plan = JSON.parse(await readFile(planFile, "utf8")) as Plan;
       const step = plan.steps.find((s) => s.id === id);
-      if (!step || step.kind !== "native") {
+      if (step?.kind !== "native") {
         err(`osimg: ${planFile} has no native step "${id}"`);
         process.exitCode = 2;
         return;

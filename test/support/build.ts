@@ -6,7 +6,7 @@ import { spawn } from "node:child_process";
 import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
-import { type TarHeader, TarWriter } from "../../src/build/tar.ts";
+import { dirHeader, symlinkHeader, TarWriter } from "../../src/build/tar.ts";
 import { defaultDataDir } from "../../src/config/paths.ts";
 import { findFreePort } from "../../src/vms/providers/qemu/ports.ts";
 import type { KubeObject } from "./fake-kube/index.ts";
@@ -74,26 +74,8 @@ export async function startRegistry(): Promise<Registry> {
 }
 
 const EPOCH = 1_700_000_000;
-const dir = (path: string, mode = 0o755): TarHeader => ({
-  path,
-  type: "dir",
-  mode,
-  uid: 0,
-  gid: 0,
-  size: 0,
-  mtime: EPOCH,
-  linkname: "",
-});
-const link = (path: string, target: string): TarHeader => ({
-  path,
-  type: "symlink",
-  mode: 0o777,
-  uid: 0,
-  gid: 0,
-  size: 0,
-  mtime: EPOCH,
-  linkname: target,
-});
+const dir = (path: string, mode = 0o755) => dirHeader(path, mode, EPOCH);
+const link = (path: string, target: string) => symlinkHeader(path, target, EPOCH);
 
 /**
  * A small root filesystem: busybox as /bin/sh (so chroot scripts run), merged-/usr symlinks like Debian,
