@@ -133,6 +133,9 @@ export async function writeSyntheticRootfs(path: string): Promise<void> {
   await file("etc/shadow", "root:*:19000:0:99999:7:::\ndaemon:*:19000:0:99999:7:::\n", 0o640, 42);
   await file("etc/gshadow", "root:*::\ndaemon:*::\nsudo:*::\nshadow:*::\n", 0o640, 42);
   await file("etc/skel/.profile", "# profile\n");
+  // A host key as openssh-server's postinst leaves one: images must not share it.
+  await writer.add(dir("etc/ssh"));
+  await file("etc/ssh/ssh_host_ed25519_key", "PRIVATE\n", 0o600);
   await file("usr/lib/os-release", 'PRETTY_NAME="Synthetic"\nID=synthetic\n');
   await writer.add(link("etc/os-release", "../usr/lib/os-release"));
   await file(
