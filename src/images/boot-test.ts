@@ -26,7 +26,10 @@ export interface BootTestOptions {
   cloudUser?: string;
   memoryMiB?: number;
   cpus?: number;
-  /** The console line that means ready; default the test cloud-init's marker. */
+  /**
+   * The console line that means ready; default the test cloud-init's marker (then the ready line is
+   * cloud-init's finished line that follows it, or the marker when cloud-init does not print one).
+   */
   readyPattern?: RegExp;
   /** How long the guest agent gets to answer once the marker is there. Default 5 s. */
   agentGraceMs?: number;
@@ -75,6 +78,9 @@ const DEAD_ENDS: { pattern: RegExp; reason: string }[] = [
     reason: "the initramfs did not find the root file system",
   },
 ];
+
+/** How long cloud-init's finished line may follow the marker (the rest of its final stage). */
+const FINISHED_GRACE_MS = 30_000;
 
 /** SeaBIOS says on its debug console (firmware.log) what it tried; the serial console stays silent. */
 const BIOS_NOTHING_TO_BOOT = /No bootable device/;
@@ -167,21 +173,33 @@ export async function bootTest(options: BootTestOptions): Promise<BootTestResult
       },
     );
     if (watched.kind === "found" && "ready" in watched.value) {
-      // The agent starts late in some images (and after cloud-init in the micro guest): a short grace.
-      const graceEnd = Date.now() + (options.agentGraceMs ?? 5000);
+      // cloud-init prints its finished line right after the final stage that ran the marker (when its
+      // console is this serial port), and some agents start late (the micro guest's after cloud-init):
+      // both get a grace period. Ready is the finished line when it comes, else the marker.
+      let ready = watched.value;
+      const agentEnd = Date.now() + (options.agentGraceMs ?? 5000);
+      const finishedEnd = Date.now() + FINISHED_GRACE_MS;
       const follower = new LogFollower(running.serialLog, 0);
-      while (Date.now() < graceEnd && !(seen.agent && seen.cloudInitFinished)) {
+      for (;;) {
         for (const line of await follower.next())
-          if (CLOUD_INIT_FINISHED.test(line)) seen.cloudInitFinished = true;
-        lastAgentTry = 0;
-        await tryAgent();
-        if (!seen.agent) await new Promise((r) => setTimeout(r, 500));
+          if (CLOUD_INIT_FINISHED.test(line) && !seen.cloudInitFinished && !options.readyPattern) {
+            seen.cloudInitFinished = true;
+            ready = { ready: line.trim(), at: Date.now() };
+          }
+        if (!seen.agent && Date.now() < agentEnd) {
+          lastAgentTry = 0;
+          await tryAgent();
+        }
+        const agentDone = seen.agent || Date.now() >= agentEnd;
+        const finishedDone = seen.cloudInitFinished || options.readyPattern || Date.now() >= finishedEnd;
+        if ((agentDone && finishedDone) || !running.alive) break;
+        await new Promise((r) => setTimeout(r, 250));
       }
       return {
         ok: true,
         firmware: options.firmware,
-        timeToReadyMs: watched.value.at - running.startedAt,
-        readyLine: watched.value.ready,
+        timeToReadyMs: ready.at - running.startedAt,
+        readyLine: ready.ready,
         lastConsoleLines: await running.lastConsoleLines(tail),
         seen,
         accelerator,
