@@ -179,15 +179,21 @@ async function rowTime(page: Page): Promise<{ at: number; epoch: number }> {
   return (await handle.jsonValue()) as { at: number; epoch: number };
 }
 
+/** The VMs page in a new context, following the server's VM events. */
+async function vmsPage(browser: Browser) {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const page = await context.newPage();
+  await page.goto(`${base}/vms?ns=${NS}`);
+  await page.getByText("updated live").waitFor({ timeout: 30_000 });
+  return { context, page };
+}
+
 /** Create VM through the dialog: Create click → row, and POST answered → row. */
 async function createThroughDialog(
   browser: Browser,
   runs: number,
 ): Promise<{ total: number[]; afterServer: number[]; request: number[] }> {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
-  const page = await context.newPage();
-  await page.goto(`${base}/vms?ns=${NS}`);
-  await page.getByRole("button", { name: "Create VM" }).first().waitFor({ timeout: 30_000 });
+  const { context, page } = await vmsPage(browser);
   await page.evaluate(() => {
     const g = globalThis as unknown as PageGlobal;
     g.document.addEventListener(
@@ -240,10 +246,7 @@ async function changesFromElsewhere(
   browser: Browser,
   runs: number,
 ): Promise<{ created: number[]; deleted: number[]; listFetch: number[] }> {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
-  const page = await context.newPage();
-  await page.goto(`${base}/vms?ns=${NS}`);
-  await page.getByText("updated live").waitFor({ timeout: 30_000 });
+  const { context, page } = await vmsPage(browser);
   const api = `${base}/api/v1/namespaces/${NS}/vms`;
   const created: number[] = [];
   const deleted: number[] = [];

@@ -78,8 +78,12 @@ describe("VMs page", () => {
   });
 
   it("shows an action's answer at once, and a refusal in the server's words", async () => {
-    const { sent } = serve([vmFixture("db", "Ready"), vmFixture("web", "Ready")], {
-      "POST /api/v1/namespaces/demo/vms/web/stop": () => ({ body: vmFixture("web", "Stopping") }),
+    const { sent, state } = serve([vmFixture("db", "Ready"), vmFixture("web", "Ready")], {
+      "POST /api/v1/namespaces/demo/vms/web/stop": () => {
+        const stopping = vmFixture("web", "Stopping");
+        state.vms = [state.vms[0] as Vm, stopping];
+        return { body: stopping };
+      },
       "POST /api/v1/namespaces/demo/vms/db/stop": () => ({
         status: 409,
         body: {
@@ -132,6 +136,8 @@ describe("VMs page", () => {
     await waitFor(() => expect(screen.getByText(/updated live/)).toBeTruthy());
     const lists = () =>
       sent.filter((r) => r.method === "GET" && r.path === "/api/v1/namespaces/demo/vms").length;
+    // The first fetch, and the one on connecting (changes may have been missed before).
+    await waitFor(() => expect(lists()).toBe(2));
     const before = lists();
     state.vms = [vmFixture("web", "Running")];
     feed.send("vm", { namespace: "demo", name: "web", deleted: false });

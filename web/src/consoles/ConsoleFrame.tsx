@@ -1,8 +1,8 @@
 // A console's frame: a line with the connection's state (connecting, connected, or closed with the
 // server's reason) and buttons, above the terminal or display. A console takes every key, Tab included;
 // Ctrl+] (as in `osimg vm console`) leaves it, to the line above, from where Tab goes on.
-import { Spinner } from "@patternfly/react-core";
-import { type ReactNode, type Ref, useRef } from "react";
+import { Button, Spinner } from "@patternfly/react-core";
+import { type ReactNode, type Ref, useRef, useState } from "react";
 import { SeverityIcon, ValidIcon } from "../components/icons.tsx";
 import { sentence } from "../format.ts";
 
@@ -32,9 +32,17 @@ function ConsoleStatus({ what, state }: { what: string; state: ConnectionState }
   );
 }
 
+/** The connection's state, and a way to connect again (a new attempt) once it is closed. */
+export function useConnection() {
+  const [state, setState] = useState<ConnectionState>({ kind: "connecting" });
+  const [attempt, setAttempt] = useState(0);
+  return { state, setState, attempt, reconnect: () => setAttempt((n) => n + 1) };
+}
+
 export function ConsoleFrame({
   what,
   state,
+  onReconnect,
   actions,
   label,
   className,
@@ -42,6 +50,8 @@ export function ConsoleFrame({
 }: {
   what: string;
   state: ConnectionState;
+  onReconnect: () => void;
+  /** Buttons while connecting or connected (once closed, there is Reconnect). */
   actions?: ReactNode;
   /** The accessible name of the terminal or display. */
   label: string;
@@ -55,7 +65,13 @@ export function ConsoleFrame({
         <ConsoleStatus what={what} state={state} />
         <span className="osimg-console-actions">
           <span className="osimg-muted">Ctrl+] leaves the console</span>
-          {actions}
+          {state.kind === "closed" ? (
+            <Button variant="secondary" size="sm" onClick={onReconnect}>
+              Reconnect
+            </Button>
+          ) : (
+            actions
+          )}
         </span>
       </div>
       <section

@@ -1,16 +1,14 @@
 // The serial console tab: xterm.js over the server's console WebSocket (raw bytes both ways). Loaded
 // only when the tab is opened (its own chunk). Keystrokes typed while it connects are sent once it is open.
 import "@xterm/xterm/css/xterm.css";
-import { Button } from "@patternfly/react-core";
 import { FitAddon } from "@xterm/addon-fit";
 import { Terminal } from "@xterm/xterm";
-import { useEffect, useRef, useState } from "react";
-import { type ConnectionState, ConsoleFrame } from "./ConsoleFrame.tsx";
+import { useEffect, useRef } from "react";
+import { ConsoleFrame, useConnection } from "./ConsoleFrame.tsx";
 
 export default function SerialConsole({ url, name }: { url: string; name: string }) {
   const host = useRef<HTMLElement>(null);
-  const [state, setState] = useState<ConnectionState>({ kind: "connecting" });
-  const [attempt, setAttempt] = useState(0);
+  const { state, setState, attempt, reconnect } = useConnection();
 
   // biome-ignore lint/correctness/useExhaustiveDependencies: a new attempt connects again
   useEffect(() => {
@@ -65,13 +63,7 @@ export default function SerialConsole({ url, name }: { url: string; name: string
     <ConsoleFrame
       what="Serial console"
       state={state}
-      actions={
-        state.kind === "closed" ? (
-          <Button variant="secondary" size="sm" onClick={() => setAttempt((n) => n + 1)}>
-            Reconnect
-          </Button>
-        ) : null
-      }
+      onReconnect={reconnect}
       label={`Serial console of ${name}`}
       className="osimg-terminal"
       host={host}

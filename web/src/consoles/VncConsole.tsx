@@ -3,14 +3,13 @@
 // tab is opened (its own chunk).
 import RFB from "@novnc/novnc";
 import { Button } from "@patternfly/react-core";
-import { useEffect, useRef, useState } from "react";
-import { type ConnectionState, ConsoleFrame } from "./ConsoleFrame.tsx";
+import { useEffect, useRef } from "react";
+import { ConsoleFrame, useConnection } from "./ConsoleFrame.tsx";
 
 export default function VncConsole({ url, name }: { url: string; name: string }) {
   const host = useRef<HTMLElement>(null);
   const rfb = useRef<RFB | undefined>(undefined);
-  const [state, setState] = useState<ConnectionState>({ kind: "connecting" });
-  const [attempt, setAttempt] = useState(0);
+  const { state, setState, attempt, reconnect } = useConnection();
 
   // biome-ignore lint/correctness/useExhaustiveDependencies: a new attempt connects again
   useEffect(() => {
@@ -44,21 +43,16 @@ export default function VncConsole({ url, name }: { url: string; name: string })
     <ConsoleFrame
       what="VNC"
       state={state}
+      onReconnect={reconnect}
       actions={
-        state.kind === "closed" ? (
-          <Button variant="secondary" size="sm" onClick={() => setAttempt((n) => n + 1)}>
-            Reconnect
-          </Button>
-        ) : (
-          <Button
-            variant="secondary"
-            size="sm"
-            isDisabled={state.kind !== "connected"}
-            onClick={() => rfb.current?.sendCtrlAltDel()}
-          >
-            Send Ctrl+Alt+Del
-          </Button>
-        )
+        <Button
+          variant="secondary"
+          size="sm"
+          isDisabled={state.kind !== "connected"}
+          onClick={() => rfb.current?.sendCtrlAltDel()}
+        >
+          Send Ctrl+Alt+Del
+        </Button>
       }
       label={`Display of ${name}`}
       className="osimg-vnc"

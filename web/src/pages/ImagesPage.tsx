@@ -1,8 +1,6 @@
 // The local image store: each image's source, format, sizes and checksum state; and the catalog's images
 // with a Pull button each, whose progress (download, verify, store) is followed live until it is done.
 import {
-  Alert,
-  AlertActionCloseButton,
   Button,
   Content,
   EmptyState,
@@ -25,7 +23,6 @@ import { useQuery, useQueryClient } from "@tanstack/react-query";
 import { useEffect, useRef, useState } from "react";
 import { formatBytes } from "../../../src/units/quantity.ts";
 import { useCatalog } from "../api/catalog.ts";
-import { HttpError } from "../api/http.ts";
 import {
   followPull,
   getPull,
@@ -38,6 +35,7 @@ import {
   storeQuery,
 } from "../api/images.ts";
 import { written } from "../catalog/view.ts";
+import { ErrorAlert, errorText } from "../components/ErrorAlert.tsx";
 import { ErrorState } from "../components/ErrorState.tsx";
 import { CheckIcon } from "../components/icons.tsx";
 import { plural, sentence } from "../format.ts";
@@ -222,26 +220,14 @@ function CatalogImages({ store, onFinished }: { store: StoredImage[]; onFinished
     try {
       await start(entryId);
     } catch (e) {
-      setError(
-        e instanceof HttpError
-          ? `${sentence(e.message)}${e.body.hint ? ` ${sentence(e.body.hint)}` : ""}`
-          : String(e),
-      );
+      setError(errorText(e));
     } finally {
       setStarting(undefined);
     }
   };
   return (
     <>
-      {error ? (
-        <Alert
-          variant="danger"
-          isInline
-          title={error}
-          actionClose={<AlertActionCloseButton onClose={() => setError(undefined)} />}
-          className="osimg-modal-alert"
-        />
-      ) : null}
+      <ErrorAlert message={error} onClose={() => setError(undefined)} />
       <Table aria-label="Catalog images" variant="compact" gridBreakPoint="grid-md">
         <Thead>
           <Tr>
@@ -314,7 +300,7 @@ export default function ImagesPage() {
       setRemoving(undefined);
       refresh();
     } catch (e) {
-      setError(e instanceof Error ? e.message : String(e));
+      setError(`Cannot remove ${fileName(image.sourceUrl)}: ${errorText(e)}`);
       setRemoving(undefined);
     } finally {
       setBusy(false);
@@ -335,15 +321,7 @@ export default function ImagesPage() {
         <Title headingLevel="h2" className="osimg-heading">
           Local store
         </Title>
-        {error ? (
-          <Alert
-            variant="danger"
-            isInline
-            title={sentence(error)}
-            actionClose={<AlertActionCloseButton onClose={() => setError(undefined)} />}
-            className="osimg-modal-alert"
-          />
-        ) : null}
+        <ErrorAlert message={error} onClose={() => setError(undefined)} />
         {store.data ? (
           <StoreTable images={store.data} onRemove={setRemoving} />
         ) : store.isError ? (

@@ -2,8 +2,6 @@
 // message and time, notes), the serial console, the VNC display, and what the provider runs. The
 // consoles are loaded (and connect) only when their tab is opened. Live through the VM event stream.
 import {
-  Alert,
-  AlertActionCloseButton,
   Breadcrumb,
   BreadcrumbItem,
   Button,
@@ -32,11 +30,12 @@ import { lazy, type MouseEvent, type ReactNode, Suspense, useState } from "react
 import { useLocation, useParams, useSearchParams } from "wouter";
 import { HttpError } from "../api/http.ts";
 import { consoleUrl, manifestQuery, useVmEvents, type Vm, vmQuery } from "../api/vms.ts";
+import { ErrorAlert } from "../components/ErrorAlert.tsx";
 import { ErrorState } from "../components/ErrorState.tsx";
 import { useNamespace, withNamespace } from "../namespace.tsx";
 import { PATHS } from "../routes.ts";
 import { useNow } from "../time.ts";
-import { DeleteVmModal, useVmActions, VmActionButtons } from "../vms/actions.tsx";
+import { useVmActions, VmActionButtons } from "../vms/actions.tsx";
 import { age, renderedText, sshCommand } from "../vms/status.ts";
 import { VmStatus } from "../vms/VmStatus.tsx";
 
@@ -45,6 +44,12 @@ const VncConsole = lazy(() => import("../consoles/VncConsole.tsx"));
 
 const TABS = ["overview", "console", "vnc", "manifest"] as const;
 type TabKey = (typeof TABS)[number];
+
+/** The console tabs: each loaded (and connected) only when opened. */
+const CONSOLES = [
+  { key: "console", title: "Serial console", kind: "serial", Console: SerialConsole },
+  { key: "vnc", title: "VNC", kind: "vnc", Console: VncConsole },
+] as const;
 
 const loadingConsole = <Skeleton height="24rem" screenreaderText="Loading the console" />;
 
@@ -171,8 +176,7 @@ function VmDetails({ vm, namespace }: { vm: Vm; namespace: string }) {
   const [params, setParams] = useSearchParams();
   const [, navigate] = useLocation();
   const [error, setError] = useState<string | undefined>();
-  const [confirm, setConfirm] = useState(false);
-  const actions = useVmActions(namespace, vm, setError);
+  const actions = useVmActions(namespace, vm, setError, () => navigate(withNamespace(PATHS.vms, namespace)));
   const requested = params.get("tab") as TabKey | null;
   const tab: TabKey = requested && TABS.includes(requested) ? requested : "overview";
   const choose = (key: TabKey) =>
@@ -198,17 +202,9 @@ function VmDetails({ vm, namespace }: { vm: Vm; namespace: string }) {
             <Title headingLevel="h1">{vm.name}</Title>
             <VmStatus vm={vm} showDetail />
           </div>
-          <VmActionButtons vm={vm} actions={actions} onDelete={() => setConfirm(true)} />
+          <VmActionButtons vm={vm} actions={actions} />
         </div>
-        {error ? (
-          <Alert
-            variant="danger"
-            isInline
-            title={error}
-            actionClose={<AlertActionCloseButton onClose={() => setError(undefined)} />}
-            className="osimg-section"
-          />
-        ) : null}
+        <ErrorAlert message={error} onClose={() => setError(undefined)} className="osimg-section" />
       </PageSection>
       <PageSection isFilled>
         <Tabs
@@ -218,50 +214,34 @@ function VmDetails({ vm, namespace }: { vm: Vm; namespace: string }) {
           mountOnEnter
           unmountOnExit
         >
-          <Tab eventKey="overview" title={<TabTitleText>Overview</TabTitleText>}>
-            <div className="osimg-tab-body">
-              <Overview vm={vm} />
-            </div>
-          </Tab>
-          <Tab eventKey="console" title={<TabTitleText>Serial console</TabTitleText>}>
-            <div className="osimg-tab-body">
-              {running ? (
-                <Suspense fallback={loadingConsole}>
-                  <SerialConsole url={consoleUrl(namespace, vm.name, "serial")} name={vm.name} />
-                </Suspense>
-              ) : (
-                offline
-              )}
-            </div>
-          </Tab>
-          <Tab eventKey="vnc" title={<TabTitleText>VNC</TabTitleText>}>
-            <div className="osimg-tab-body">
-              {running ? (
-                <Suspense fallback={loadingConsole}>
-                  <VncConsole url={consoleUrl(namespace, vm.name, "vnc")} name={vm.name} />
-                </Suspense>
-              ) : (
-                offline
-              )}
-            </div>
-          </Tab>
-          <Tab eventKey="manifest" title={<TabTitleText>What runs</TabTitleText>}>
-            <div className="osimg-tab-body">
-              <Manifest namespace={namespace} name={vm.name} />
-            </div>
-          </Tab>
+          {[
+            <Tab key="overview" eventKey="overview" title={<TabTitleText>Overview</TabTitleText>}>
+              <div className="osimg-tab-body">
+                <Overview vm={vm} />
+              </div>
+            </Tab>,
+            ...CONSOLES.map(({ key, title, kind, Console }) => (
+              <Tab key={key} eventKey={key} title={<TabTitleText>{title}</TabTitleText>}>
+                <div className="osimg-tab-body">
+                  {running ? (
+                    <Suspense fallback={loadingConsole}>
+                      <Console url={consoleUrl(namespace, vm.name, kind)} name={vm.name} />
+                    </Suspense>
+                  ) : (
+                    offline
+                  )}
+                </div>
+              </Tab>
+            )),
+            <Tab key="manifest" eventKey="manifest" title={<TabTitleText>What runs</TabTitleText>}>
+              <div className="osimg-tab-body">
+                <Manifest namespace={namespace} name={vm.name} />
+              </div>
+            </Tab>,
+          ]}
         </Tabs>
       </PageSection>
-      {confirm ? (
-        <DeleteVmModal
-          vm={vm}
-          busy={actions.pending === "delete"}
-          onCancel={() => setConfirm(false)}
-          onConfirm={async () => {
-            if (await actions.remove()) navigate(withNamespace(PATHS.vms, namespace));
-          }}
-        />
-      ) : null}
+      {actions.dialog}
     </>
   );
 }

@@ -2,8 +2,6 @@
 // each row's menu, enabled exactly when the server would accept them; Create VM. Live: the server's VM
 // events refetch the list (it is polled only while the event stream is down).
 import {
-  Alert,
-  AlertActionCloseButton,
   Content,
   EmptyState,
   EmptyStateActions,
@@ -24,12 +22,13 @@ import { useQuery } from "@tanstack/react-query";
 import { type MouseEvent, useState } from "react";
 import { useLocation } from "wouter";
 import { useVmEvents, type Vm, vmsQuery } from "../api/vms.ts";
+import { ErrorAlert } from "../components/ErrorAlert.tsx";
 import { ErrorState } from "../components/ErrorState.tsx";
 import { plural } from "../format.ts";
 import { useNamespace, withNamespace } from "../namespace.tsx";
 import { vmPath } from "../routes.ts";
 import { useNow } from "../time.ts";
-import { ACTION_LABELS, canRun, DeleteVmModal, useVmActions, VM_ACTIONS } from "../vms/actions.tsx";
+import { ACTION_LABELS, canRun, useVmActions, VM_ACTIONS } from "../vms/actions.tsx";
 import { CreateVmButton } from "../vms/CreateVmDialog.tsx";
 import { age } from "../vms/status.ts";
 import { VmStatus } from "../vms/VmStatus.tsx";
@@ -49,7 +48,6 @@ function VmRow({
 }) {
   const [, navigate] = useLocation();
   const actions = useVmActions(namespace, vm, onError);
-  const [confirm, setConfirm] = useState(false);
   const href = withNamespace(vmPath(vm.name), namespace);
   const open = (event: MouseEvent) => {
     if (event.metaKey || event.ctrlKey || event.shiftKey || event.button !== 0) return;
@@ -95,7 +93,7 @@ function VmRow({
               onClick: () => void actions.run(action),
             })),
             { isSeparator: true },
-            { title: "Delete", isDanger: true, isDisabled: busy, onClick: () => setConfirm(true) },
+            { title: "Delete", isDanger: true, isDisabled: busy, onClick: actions.askDelete },
           ]}
           actionsToggle={({ onToggle, isOpen, isDisabled, toggleRef }) => (
             <MenuToggle
@@ -109,16 +107,7 @@ function VmRow({
             />
           )}
         />
-        {confirm ? (
-          <DeleteVmModal
-            vm={vm}
-            busy={actions.pending === "delete"}
-            onCancel={() => setConfirm(false)}
-            onConfirm={async () => {
-              if (await actions.remove()) setConfirm(false);
-            }}
-          />
-        ) : null}
+        {actions.dialog}
       </Td>
     </Tr>
   );
@@ -129,15 +118,7 @@ function VmTable({ vms, namespace }: { vms: Vm[]; namespace: string }) {
   const [error, setError] = useState<string | undefined>();
   return (
     <>
-      {error ? (
-        <Alert
-          variant="danger"
-          isInline
-          title={error}
-          actionClose={<AlertActionCloseButton onClose={() => setError(undefined)} />}
-          className="osimg-modal-alert"
-        />
-      ) : null}
+      <ErrorAlert message={error} onClose={() => setError(undefined)} />
       <Table aria-label="VMs" variant="compact" gridBreakPoint="grid-lg">
         <Thead>
           <Tr>

@@ -37,6 +37,7 @@ import { findEntry } from "../../../src/vms/request.ts";
 import { catalogQuery, type OsImage, osImagesQuery } from "../api/catalog.ts";
 import { HttpError } from "../api/http.ts";
 import { createVm, previewVm, type Rendered, type Vm, vmKey, vmsKey, withVm } from "../api/vms.ts";
+import { errorText } from "../components/ErrorAlert.tsx";
 import { ErrorState } from "../components/ErrorState.tsx";
 import { YamlEditor } from "../editor/YamlEditor.tsx";
 import { plural, sentence } from "../format.ts";
@@ -203,6 +204,13 @@ function SizeField({
   );
 }
 
+/** vCPU, memory and storage: what the helper text says when the entry sets no minimum. */
+const SIZES = [
+  { field: "cpu", label: "vCPU", numeric: true, fallback: undefined },
+  { field: "memory", label: "Memory", numeric: false, fallback: "A size such as 2Gi" },
+  { field: "storage", label: "Storage", numeric: false, fallback: "Empty: the image's size" },
+] as const;
+
 function Review({
   form,
   namespace,
@@ -335,11 +343,7 @@ function CreateVmForm({
       setStep("form");
       return;
     }
-    setFailure(
-      error instanceof HttpError
-        ? `${sentence(error.message)}${error.body.hint ? ` ${sentence(error.body.hint)}` : ""}`
-        : String(error),
-    );
+    setFailure(errorText(error));
   };
 
   const review = async () => {
@@ -465,39 +469,20 @@ function CreateVmForm({
               />
             </FormGroup>
             <Grid hasGutter md={4}>
-              <GridItem>
-                <SizeField
-                  id={id("cpu")}
-                  label="vCPU"
-                  value={form.cpu}
-                  onChange={set("cpu")}
-                  problems={shown("cpu")}
-                  minimum={minimums.cpu}
-                  numeric
-                />
-              </GridItem>
-              <GridItem>
-                <SizeField
-                  id={id("memory")}
-                  label="Memory"
-                  value={form.memory}
-                  onChange={set("memory")}
-                  problems={shown("memory")}
-                  minimum={minimums.memory}
-                  unit={minimums.memory ? undefined : "A size such as 2Gi"}
-                />
-              </GridItem>
-              <GridItem>
-                <SizeField
-                  id={id("storage")}
-                  label="Storage"
-                  value={form.storage}
-                  onChange={set("storage")}
-                  problems={shown("storage")}
-                  minimum={minimums.storage}
-                  unit={minimums.storage ? undefined : "Empty: the image's size"}
-                />
-              </GridItem>
+              {SIZES.map(({ field, label, numeric, fallback }) => (
+                <GridItem key={field}>
+                  <SizeField
+                    id={id(field)}
+                    label={label}
+                    value={form[field]}
+                    onChange={set(field)}
+                    problems={shown(field)}
+                    minimum={minimums[field]}
+                    unit={minimums[field] ? undefined : fallback}
+                    numeric={numeric}
+                  />
+                </GridItem>
+              ))}
             </Grid>
             <SshKeysField
               id={id("ssh")}

@@ -3,11 +3,10 @@
 // the caches at once; a refusal is shown in the server's words.
 import { Button, Modal, ModalBody, ModalFooter, ModalHeader } from "@patternfly/react-core";
 import { useQueryClient } from "@tanstack/react-query";
-import { useState } from "react";
+import { type ReactNode, useState } from "react";
 import { allowedActions, VM_ACTIONS } from "../../../src/vms/model.ts";
-import { HttpError } from "../api/http.ts";
 import { actOnVm, deleteVm, type Vm, type VmAction, vmKey, vmsKey, withVm } from "../api/vms.ts";
-import { sentence } from "../format.ts";
+import { errorText } from "../components/ErrorAlert.tsx";
 
 export const ACTION_LABELS: Record<VmAction, string> = {
   start: "Start",
@@ -23,22 +22,26 @@ export function canRun(vm: Vm, action: VmAction): boolean {
   return allowedActions(vm.status.phase).includes(action);
 }
 
-function describe(error: unknown): string {
-  if (!(error instanceof HttpError)) return error instanceof Error ? error.message : String(error);
-  return `${sentence(error.message)}${error.body.hint ? ` ${sentence(error.body.hint)}` : ""}`;
-}
-
 export interface VmActionsState {
   /** The action (or "delete") under way, if any. */
   pending: VmAction | "delete" | undefined;
   run: (action: VmAction) => Promise<void>;
-  remove: () => Promise<boolean>;
+  /** Asks for a confirmation (`dialog`), then deletes. */
+  askDelete: () => void;
+  /** The delete confirmation while it is asked for; render it. */
+  dialog: ReactNode;
 }
 
 /** Runs actions on VMs of a namespace; failures go to `onError` as one sentence. */
-export function useVmActions(namespace: string, vm: Vm, onError: (message: string) => void): VmActionsState {
+export function useVmActions(
+  namespace: string,
+  vm: Vm,
+  onError: (message: string) => void,
+  onDeleted?: () => void,
+): VmActionsState {
   const client = useQueryClient();
   const [pending, setPending] = useState<VmAction | "delete" | undefined>();
+  const [confirm, setConfirm] = useState(false);
   const run = async (action: VmAction) => {
     setPending(action);
     try {
@@ -46,7 +49,7 @@ export function useVmActions(namespace: string, vm: Vm, onError: (message: strin
       client.setQueryData(vmsKey(namespace), (list: Vm[] | undefined) => withVm(list, updated));
       client.setQueryData(vmKey(namespace, vm.name), updated);
     } catch (error) {
-      onError(`Cannot ${action} ${vm.name}: ${describe(error)}`);
+      onError(`Cannot ${action} ${vm.name}: ${errorText(error)}`);
     } finally {
       setPending(undefined);
     }
@@ -61,16 +64,28 @@ export function useVmActions(namespace: string, vm: Vm, onError: (message: strin
       client.removeQueries({ queryKey: vmKey(namespace, vm.name) });
       return true;
     } catch (error) {
-      onError(`Cannot delete ${vm.name}: ${describe(error)}`);
+      onError(`Cannot delete ${vm.name}: ${errorText(error)}`);
       return false;
     } finally {
       setPending(undefined);
     }
   };
-  return { pending, run, remove };
+  const dialog = confirm ? (
+    <DeleteVmModal
+      vm={vm}
+      busy={pending === "delete"}
+      onCancel={() => setConfirm(false)}
+      onConfirm={async () => {
+        if (!(await remove())) return;
+        setConfirm(false);
+        onDeleted?.();
+      }}
+    />
+  ) : null;
+  return { pending, run, askDelete: () => setConfirm(true), dialog };
 }
 
-export function DeleteVmModal({
+function DeleteVmModal({
   vm,
   onConfirm,
   onCancel,
@@ -106,15 +121,7 @@ export function DeleteVmModal({
 }
 
 /** The actions as a row of buttons (the details page). */
-export function VmActionButtons({
-  vm,
-  actions,
-  onDelete,
-}: {
-  vm: Vm;
-  actions: VmActionsState;
-  onDelete: () => void;
-}) {
+export function VmActionButtons({ vm, actions }: { vm: Vm; actions: VmActionsState }) {
   return (
     <fieldset className="osimg-vm-actions" aria-label={`Actions on ${vm.name}`}>
       {VM_ACTIONS.map((action) => (
@@ -132,7 +139,7 @@ export function VmActionButtons({
       <Button
         variant="danger"
         size="sm"
-        onClick={onDelete}
+        onClick={actions.askDelete}
         isDisabled={actions.pending !== undefined}
         isLoading={actions.pending === "delete"}
       >
