@@ -3,15 +3,15 @@
 // payload runs (the canary file is never created), no path leaves its root, and the --debug scripts stay
 // bash -n and shellcheck clean. The real pipeline runs on a small synthetic root filesystem (busybox) put
 // into the build cache: customize, chroot script (mmdebstrap), unpack, GPT/ESP/ext4 disk, qcow2, OCI.
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdir, readFile, rm, symlink, writeFile } from "node:fs/promises";
+import { mkdir, readdir, readFile, rm, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { build, prepareBuild, SpecError, writeDebug } from "../src/build/build.ts";
 import { parseSpec } from "../src/build/spec.ts";
 import { indexTar, readEntry } from "../src/build/tar.ts";
-import { tempDir, writeSyntheticRootfs } from "./support/build.ts";
+import { OSIMG_BIN, tempDir, writeSyntheticRootfs } from "./support/build.ts";
 
 const root = process.getuid?.() === 0;
 let dir: string;
@@ -30,6 +30,7 @@ const PAYLOADS = [
   '" ; touch $OSIMG_CANARY #',
   "a\ntouch $OSIMG_CANARY",
   "*",
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: a shell payload
   "${IFS}touch${IFS}$OSIMG_CANARY",
   "| touch $OSIMG_CANARY &",
   "../../../../../tmp/osimg-injection-escape",
@@ -177,7 +178,15 @@ describe.skipIf(!root)("injection: the pipeline, run on a synthetic root filesys
   it("builds a disk and an OCI image with payloads in every field that takes free text; nothing runs, nothing escapes", async () => {
     const specDir = join(dir, "pipeline");
     await mkdir(join(specDir, "files"), { recursive: true });
-    const [backtick, subshell, semicolon, single, double, newline, glob] = PAYLOADS;
+    const [backtick, subshell, semicolon, single, double, newline, glob] = PAYLOADS as [
+      string,
+      string,
+      string,
+      string,
+      string,
+      string,
+      string,
+    ];
     const names = [backtick, subshell, semicolon, single, double, glob] as string[];
     for (const name of names) await writeFile(join(specDir, "files", name), `content of ${name}\n`);
     const script = `run ${subshell} ${single}.sh`;
@@ -296,4 +305,30 @@ describe.skipIf(!root)("injection: the pipeline, run on a synthetic root filesys
     expect((refused as SpecError).message).toContain("leads outside");
     expect(existsSync(join(dir, "refused-out", "rootfs.tar"))).toBe(false);
   }, 300_000);
+
+  it("osimg build stopped by SIGTERM removes its work directory and partial outputs (exit 143)", async () => {
+    const specDir = join(dir, "sigterm");
+    await mkdir(specDir, { recursive: true });
+    const specFile = join(specDir, "spec.toml");
+    await writeFile(specFile, '[from_repo]\nsuite = "bookworm"\n[disk_partition]\nroot = 256\n');
+    const dataDir = join(dir, "sigterm-data");
+    const out = join(dir, "sigterm-out");
+    const { plan } = await prepareBuild({ specFile, kind: "vm-img", outDir: out, dataDir }, "probe");
+    await writeSyntheticRootfs(plan.baseTar);
+    const child = spawn(
+      process.execPath,
+      [OSIMG_BIN, "build", "--file", specFile, "vm-img", "--out", out, "--data-dir", dataDir],
+      { stdio: ["ignore", "ignore", "pipe"] },
+    );
+    let stderr = "";
+    child.stderr.on("data", (d: Buffer) => {
+      stderr += d.toString();
+      if (stderr.includes("==> filesystem.boot-files") && !child.killed) child.kill("SIGTERM");
+    });
+    const code = await new Promise<number | null>((resolve) => child.on("close", resolve));
+    expect(code, stderr).toBe(143);
+    expect(stderr).toContain("SIGTERM: stopping the build and removing its work directory");
+    expect(await readdir(join(dataDir, "build", "work"))).toEqual([]);
+    expect(await readdir(out)).toEqual([]);
+  }, 120_000);
 });

@@ -72,10 +72,12 @@ function objectRef(value: string): CatalogTarget {
 }
 
 /** Ctrl-C and SIGTERM stop the build (its work directory is removed); a second one exits at once. */
-function interruptible(): { signal: AbortSignal; dispose(): void } {
+function interruptible(): { signal: AbortSignal; received(): NodeJS.Signals | undefined; dispose(): void } {
   const controller = new AbortController();
+  let received: NodeJS.Signals | undefined;
   const onSignal = (name: NodeJS.Signals) => {
     if (controller.signal.aborted) process.exit(name === "SIGINT" ? 130 : 143);
+    received = name;
     process.stderr.write(`osimg: ${name}: stopping the build and removing its work directory\n`);
     controller.abort();
   };
@@ -83,6 +85,7 @@ function interruptible(): { signal: AbortSignal; dispose(): void } {
   process.on("SIGTERM", onSignal);
   return {
     signal: controller.signal,
+    received: () => received,
     dispose: () => {
       process.off("SIGINT", onSignal);
       process.off("SIGTERM", onSignal);
@@ -105,13 +108,13 @@ function summary(record: BuildRecord): string {
   return lines.join("\n");
 }
 
-function fail(error: unknown): void {
+function fail(error: unknown, signal?: NodeJS.Signals): void {
   if (error instanceof SpecError) {
     err(formatFindings(error.file, error.findings));
     process.exitCode = 2;
   } else if (error instanceof BuildInterrupted) {
     err(`osimg: ${error.message}`);
-    process.exitCode = 130;
+    process.exitCode = signal === "SIGTERM" ? 143 : 130;
   } else if (error instanceof RegisterError) {
     err(`osimg: --register: ${error.message}${error.hint ? `\n  hint: ${error.hint}` : ""}`);
     process.exitCode = 1;
@@ -294,12 +297,12 @@ export function registerBuildCommands(program: Command): Command {
     )
     .option("--timeout <seconds>", "deadline of the Job", seconds, 3600)
     .action(async (kind: BuildKind, flags: BuildFlags) => {
-      const { signal, dispose } = interruptible();
+      const { signal, received, dispose } = interruptible();
       try {
         if (flags.onCluster) await onCluster(kind, flags, signal);
         else await local(kind, flags, signal);
       } catch (error) {
-        fail(error);
+        fail(error, received());
       } finally {
         dispose();
       }
