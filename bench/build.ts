@@ -39,36 +39,68 @@ async function builds(dir: string): Promise<void> {
   if (!spec) throw new Error("examples/debian-cloud/spec.toml is not valid");
   const packages = packageSet(spec, "vm-img");
   const root = process.getuid?.() === 0;
-  process.stderr.write(`floor: plain mmdebstrap of ${packages.length} packages (${root ? "root" : "unshare"} mode)…\n`);
+  process.stderr.write(
+    `floor: plain mmdebstrap of ${packages.length} packages (${root ? "root" : "unshare"} mode)…\n`,
+  );
   const floor = await timed(() =>
     execFileSync(
       "mmdebstrap",
-      [`--mode=${root ? "root" : "unshare"}`, "--quiet", "--variant=minbase", `--include=${packages.join(",")}`, spec.from_repo.suite, join(dir, "floor.tar")],
-      { stdio: ["ignore", "ignore", "inherit"], env: { ...process.env, SOURCE_DATE_EPOCH: String(DEFAULT_EPOCH) } },
+      [
+        `--mode=${root ? "root" : "unshare"}`,
+        "--quiet",
+        "--variant=minbase",
+        `--include=${packages.join(",")}`,
+        spec.from_repo.suite,
+        join(dir, "floor.tar"),
+      ],
+      {
+        stdio: ["ignore", "ignore", "inherit"],
+        env: { ...process.env, SOURCE_DATE_EPOCH: String(DEFAULT_EPOCH) },
+      },
     ),
   );
   await rm(join(dir, "floor.tar"), { force: true });
 
   const dataDir = join(dir, "data");
   process.stderr.write("ours: osimg build vm-img from a fresh data directory…\n");
-  const full = await timed(() => build({ specFile: join(EXAMPLE, "spec.toml"), kind: "vm-img", outDir: join(dir, "out1"), dataDir }));
+  const full = await timed(() =>
+    build({ specFile: join(EXAMPLE, "spec.toml"), kind: "vm-img", outDir: join(dir, "out1"), dataDir }),
+  );
   const specDir = join(dir, "changed");
   await cp(EXAMPLE, specDir, { recursive: true });
   await writeFile(join(specDir, "files", "motd"), `changed at ${new Date().toISOString()}\n`);
   process.stderr.write("ours: rebuild with a changed copy_files…\n");
-  const rebuild = await timed(() => build({ specFile: join(specDir, "spec.toml"), kind: "vm-img", outDir: join(dir, "out2"), dataDir }));
+  const rebuild = await timed(() =>
+    build({ specFile: join(specDir, "spec.toml"), kind: "vm-img", outDir: join(dir, "out2"), dataDir }),
+  );
   if (!rebuild.value.baseCached) throw new Error("the rebuild did not use the cached root filesystem");
 
-  printTable("Build times (examples/debian-cloud, vm-img)", ["run", "time", "ratio", "target"], [
-    ["plain mmdebstrap (floor)", seconds(floor.ms), "1.00", ""],
-    ["osimg build vm-img", seconds(full.ms), (full.ms / floor.ms).toFixed(2), "≤ 1.3 × floor"],
-    ["rebuild, copy_files changed", seconds(rebuild.ms), (rebuild.ms / full.ms).toFixed(2), "≤ 0.3 × build"],
-  ]);
-  const stages = (r: typeof full.value) => Object.entries(r.stages).map(([s, ms]) => `${s} ${seconds(ms)}`).join(", ");
+  printTable(
+    "Build times (examples/debian-cloud, vm-img)",
+    ["run", "time", "ratio", "target"],
+    [
+      ["plain mmdebstrap (floor)", seconds(floor.ms), "1.00", ""],
+      ["osimg build vm-img", seconds(full.ms), (full.ms / floor.ms).toFixed(2), "≤ 1.3 × floor"],
+      [
+        "rebuild, copy_files changed",
+        seconds(rebuild.ms),
+        (rebuild.ms / full.ms).toFixed(2),
+        "≤ 0.3 × build",
+      ],
+    ],
+  );
+  const stages = (r: typeof full.value) =>
+    Object.entries(r.stages)
+      .map(([s, ms]) => `${s} ${seconds(ms)}`)
+      .join(", ");
   console.log(`  build stages:   ${stages(full.value)}`);
   console.log(`  rebuild stages: ${stages(rebuild.value)}`);
   verdict("build/floor", full.ms / floor.ms <= 1.3, `${(full.ms / floor.ms).toFixed(2)} (target ≤ 1.3)`);
-  verdict("rebuild/build", rebuild.ms / full.ms <= 0.3, `${(rebuild.ms / full.ms).toFixed(2)} (target ≤ 0.3)`);
+  verdict(
+    "rebuild/build",
+    rebuild.ms / full.ms <= 0.3,
+    `${(rebuild.ms / full.ms).toFixed(2)} (target ≤ 0.3)`,
+  );
 }
 
 async function packaging(dir: string): Promise<void> {
@@ -92,7 +124,15 @@ async function packaging(dir: string): Promise<void> {
           buildOciImage({
             layout,
             tag: "latest",
-            layers: [{ kind: "files", entries: [{ path: "disk", type: "dir", mode: 0o555, uid: 107, gid: 107 }, { path: "disk/disk.qcow2", type: "file", from: qcow2, mode: 0o444, uid: 107, gid: 107 }] }],
+            layers: [
+              {
+                kind: "files",
+                entries: [
+                  { path: "disk", type: "dir", mode: 0o555, uid: 107, gid: 107 },
+                  { path: "disk/disk.qcow2", type: "file", from: qcow2, mode: 0o444, uid: 107, gid: 107 },
+                ],
+              },
+            ],
             config: {},
             compression: "none",
             created: DEFAULT_EPOCH,
@@ -105,11 +145,19 @@ async function packaging(dir: string): Promise<void> {
   const mbps = (ms: number) => size / 2 ** 20 / (ms / 1000);
   const oursMs = percentile(ours, 50);
   const baseMs = percentile(baseline, 50);
-  printTable(`containerDisk packaging of a ${formatBytes(size)} qcow2 (median of ${rounds})`, ["run", "time", "MiB/s"], [
-    ["sha256sum (baseline)", seconds(baseMs), mbps(baseMs)],
-    ["osimg OCI layer (tar + sha256 + write) + config + manifest", seconds(oursMs), mbps(oursMs)],
-  ]);
-  verdict("packaging throughput / sha256sum", mbps(oursMs) / mbps(baseMs) >= 0.8, `${(mbps(oursMs) / mbps(baseMs)).toFixed(2)} (target ≥ 0.8)`);
+  printTable(
+    `containerDisk packaging of a ${formatBytes(size)} qcow2 (median of ${rounds})`,
+    ["run", "time", "MiB/s"],
+    [
+      ["sha256sum (baseline)", seconds(baseMs), mbps(baseMs)],
+      ["osimg OCI layer (tar + sha256 + write) + config + manifest", seconds(oursMs), mbps(oursMs)],
+    ],
+  );
+  verdict(
+    "packaging throughput / sha256sum",
+    mbps(oursMs) / mbps(baseMs) >= 0.8,
+    `${(mbps(oursMs) / mbps(baseMs)).toFixed(2)} (target ≥ 0.8)`,
+  );
 }
 
 const dir = await mkdtemp(join(tmpdir(), "osimg-bench-build-"));
@@ -121,5 +169,6 @@ try {
   const root = process.getuid?.() === 0;
   // Files owned by the image's users: as root a plain rm; without root they are gone with the work dirs.
   if (root) await rm(dir, { recursive: true, force: true });
-  else await rm(dir, { recursive: true, force: true }).catch(() => process.stderr.write(`left ${dir} behind\n`));
+  else
+    await rm(dir, { recursive: true, force: true }).catch(() => process.stderr.write(`left ${dir} behind\n`));
 }
