@@ -4,25 +4,19 @@
 // handshake) and its answer compared with what the policy table says. Requests that are allowed carry
 // harmless inputs (absent names, empty bodies), so they are refused later (400/404/428) without effect.
 
-import { readFileSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { decide, POLICY_TABLE, ruleFor } from "../src/auth/policy-table.ts";
 import type { Principal } from "../src/auth/principal.ts";
 import { type DeclaredRoute, declaredRoutes, routesWithoutPolicy } from "../src/server/policy.ts";
-import { bearer, OTHER, OWN, type RoleTokens, roleTokens, upgrade } from "./support/auth.ts";
-import { catalogYaml, UBUNTU } from "./support/catalogs.ts";
-import { startTestServer, type TestServer, tempDir } from "./support/server.ts";
+import { bearer, OTHER, OWN, type RoleTokens, startTokenServer, upgrade } from "./support/auth.ts";
+import type { TestServer } from "./support/server.ts";
 
 let server: TestServer;
 let tokens: RoleTokens;
 
 beforeAll(async () => {
-  const dataDir = tempDir("osimg-matrix-");
-  tokens = await roleTokens(dataDir);
-  const catalogPath = join(dataDir, "catalog.yaml");
-  writeFileSync(catalogPath, catalogYaml([UBUNTU]));
-  server = await startTestServer({ catalogPath, dataDir, auth: { mode: "token" } });
+  ({ server, tokens } = await startTokenServer({ prefix: "osimg-matrix-" }));
 });
 
 afterAll(async () => {

@@ -1,20 +1,12 @@
-// The UI's login in a real browser (Debian's chromium) against `osimg serve --auth token`: the login page
-// first, a wrong token refused with the server's words, a good one opening the page asked for, the
-// session kept across a reload (sessionStorage only), the project's quota and the user in the masthead,
-// back to the login page when the token is revoked, and Sign out. Screenshots in
-// .test-artifacts/screenshots/.
-import { writeFileSync } from "node:fs";
-import { join } from "node:path";
 import type { Browser } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ensureWebBuilt } from "../web/build.ts";
 import { launchBrowser, openPage, type WatchedPage } from "./e2e/browser.ts";
-import { type RoleTokens, roleTokens } from "./support/auth.ts";
-import { catalogYaml, UBUNTU } from "./support/catalogs.ts";
-import { startTestServer, type TestServer, tempDir } from "./support/server.ts";
+import { LOCAL_ENTRY, type RoleTokens, startTokenServer } from "./support/auth.ts";
+import type { TestServer } from "./support/server.ts";
 
 const STEP_MS = 20_000;
-const ENTRY = { ...UBUNTU, OS_NAME: "Ubuntu 24.04", OS_IMAGE_URL: "http://127.0.0.1:9/never.qcow2" };
+const ENTRY = LOCAL_ENTRY;
 
 let browser: Browser;
 let server: TestServer;
@@ -23,12 +15,10 @@ let ui: WatchedPage;
 
 beforeAll(async () => {
   await ensureWebBuilt({ log: (line) => process.stderr.write(`${line}\n`) });
-  const dataDir = tempDir("osimg-ui-auth-");
-  tokens = await roleTokens(dataDir);
-  const catalogPath = join(dataDir, "catalog.yaml");
-  writeFileSync(catalogPath, catalogYaml([ENTRY]));
-  writeFileSync(join(dataDir, "quotas.yaml"), "projects:\n  demo:\n    vms: 2\n    cpu: 4\n");
-  server = await startTestServer({ catalogPath, dataDir, auth: { mode: "token" } });
+  ({ server, tokens } = await startTokenServer({
+    prefix: "osimg-ui-auth-",
+    files: { "quotas.yaml": "projects:\n  demo:\n    vms: 2\n    cpu: 4\n" },
+  }));
   browser = await launchBrowser();
   ui = await openPage(browser);
   // Refusals are part of the scenario: the browser logs every 401 answer as an error.

@@ -6,20 +6,13 @@ import { join } from "node:path";
 import { CoreV1Api } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { exceeded, limitsFor, parseQuotaConfig, usageOf } from "../src/quota/quota.ts";
-import { bearer, type RoleTokens, roleTokens } from "./support/auth.ts";
-import { catalogYaml, UBUNTU } from "./support/catalogs.ts";
+import { bearer, LOCAL_ENTRY, type RoleTokens, startTokenServer } from "./support/auth.ts";
+import { catalogYaml } from "./support/catalogs.ts";
 import { FakeKube } from "./support/fake-kube/index.ts";
 import { startTestServer, type TestServer, tempDir } from "./support/server.ts";
 
 const GiB = 2 ** 30;
-// The image is never fetched: the server refuses loopback addresses, so provisioning fails at once
-// and no guest runs. The quota counts every VM, whatever its phase.
-const ENTRY = {
-  ...UBUNTU,
-  OS_NAME: "Ubuntu 24.04",
-  OS_IMAGE_URL: "http://127.0.0.1:9/never.qcow2",
-  MIN_STORAGE: "2G",
-};
+const ENTRY = LOCAL_ENTRY;
 
 describe("the quota file", () => {
   it("merges a project's limits over the default", () => {
@@ -68,13 +61,12 @@ describe("quotas on the server", () => {
   let quotaFile: string;
 
   beforeAll(async () => {
-    const dataDir = tempDir("osimg-quota-");
-    tokens = await roleTokens(dataDir);
-    const catalogPath = join(dataDir, "catalog.yaml");
-    writeFileSync(catalogPath, catalogYaml([ENTRY]));
+    let dataDir: string;
+    ({ server, tokens, dataDir } = await startTokenServer({
+      prefix: "osimg-quota-",
+      files: { "quotas.yaml": "projects:\n  demo:\n    cpu: 3\n    memory: 8Gi\n" },
+    }));
     quotaFile = join(dataDir, "quotas.yaml");
-    writeFileSync(quotaFile, "projects:\n  demo:\n    cpu: 3\n    memory: 8Gi\n");
-    server = await startTestServer({ catalogPath, dataDir, auth: { mode: "token" } });
   });
 
   afterAll(async () => {

@@ -2,19 +2,18 @@
 // WebSocket subprotocols) appear in no line the server logs (at trace level), in no answer of any GET
 // route of the server, and in no file it keeps except as intended (the password in a 0600 file, tokens
 // only as salted hashes).
-import { readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { Writable } from "node:stream";
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { REDACT } from "../src/auth/redact.ts";
 import { declaredRoutes } from "../src/server/policy.ts";
-import { bearer, OWN, type RoleTokens, roleTokens, upgrade } from "./support/auth.ts";
-import { catalogYaml, UBUNTU } from "./support/catalogs.ts";
-import { startTestServer, type TestServer, tempDir } from "./support/server.ts";
+import { bearer, LOCAL_ENTRY, OWN, type RoleTokens, startTokenServer, upgrade } from "./support/auth.ts";
+import type { TestServer } from "./support/server.ts";
 
 const PASSWORD = "pw-Zq8t-correct-horse-battery";
-const ENTRY = { ...UBUNTU, OS_NAME: "Ubuntu 24.04", OS_IMAGE_URL: "http://127.0.0.1:9/never.qcow2" };
+const ENTRY = LOCAL_ENTRY;
 const VM = "secret-vm";
 
 let server: TestServer;
@@ -30,10 +29,6 @@ function files(dir: string): string[] {
 }
 
 beforeAll(async () => {
-  dataDir = tempDir("osimg-secrets-");
-  tokens = await roleTokens(dataDir);
-  const catalogPath = join(dataDir, "catalog.yaml");
-  writeFileSync(catalogPath, catalogYaml([ENTRY]));
   const sink = new Writable({
     write(chunk, _encoding, done) {
       logLines.push(String(chunk));
@@ -42,7 +37,7 @@ beforeAll(async () => {
   });
   // The server's own logger settings (redaction) at the most talkative level.
   const logger = pino({ level: "trace", redact: REDACT }, sink);
-  server = await startTestServer({ catalogPath, dataDir, auth: { mode: "token" }, logger });
+  ({ server, tokens, dataDir } = await startTokenServer({ prefix: "osimg-secrets-", logger }));
 });
 
 afterAll(async () => {

@@ -1,26 +1,13 @@
-// Hardening of the real server: security headers on every answer, no CORS, state-changing requests and
-// WebSocket upgrades from pages of other origins refused, body size limits per route, rate limits on
-// changes and on failed logins, strict VM name and cloud-init size checks, and `--auth none` only on
-// loopback.
-import { writeFileSync } from "node:fs";
-import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { crossOriginProblem } from "../src/auth/security.ts";
 import { type ServeOptions, startServer } from "../src/server/serve.ts";
-import { bearer, OWN, type RoleTokens, roleTokens, upgrade } from "./support/auth.ts";
-import { catalogYaml, UBUNTU } from "./support/catalogs.ts";
-import { startTestServer, type TestServer, tempDir } from "./support/server.ts";
+import { bearer, LOCAL_ENTRY, OWN, type RoleTokens, startTokenServer, upgrade } from "./support/auth.ts";
+import { type TestServer, tempDir } from "./support/server.ts";
 
-const ENTRY = { ...UBUNTU, OS_NAME: "Ubuntu 24.04", OS_IMAGE_URL: "http://127.0.0.1:9/never.qcow2" };
+const ENTRY = LOCAL_ENTRY;
 
-async function serve(tenancy: ServeOptions["tenancy"] = {}) {
-  const dataDir = tempDir("osimg-security-");
-  const tokens = await roleTokens(dataDir);
-  const catalogPath = join(dataDir, "catalog.yaml");
-  writeFileSync(catalogPath, catalogYaml([ENTRY]));
-  const server = await startTestServer({ catalogPath, dataDir, auth: { mode: "token" }, tenancy });
-  return { server, tokens };
-}
+const serve = (tenancy: ServeOptions["tenancy"] = {}) =>
+  startTokenServer({ prefix: "osimg-security-", tenancy });
 
 describe("headers and origins", () => {
   let server: TestServer;

@@ -2,12 +2,17 @@
 // generated at test time, discovery + JWKS on 127.0.0.1), a stand-in for the Kubernetes review APIs
 // (TokenReview, SubjectAccessReview), and WebSocket handshakes that report the HTTP status.
 import { randomBytes } from "node:crypto";
+import { writeFileSync } from "node:fs";
 import { createServer, request as httpRequest, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
+import { join } from "node:path";
 import { KubeConfig } from "@kubernetes/client-node";
 import { exportJWK, generateKeyPair, type JWTPayload, SignJWT } from "jose";
 import type { Principal } from "../../src/auth/principal.ts";
 import { principalOf, TokenFile, tokenFilePath } from "../../src/auth/tokens.ts";
+import type { ServeOptions } from "../../src/server/serve.ts";
+import { catalogYaml, UBUNTU } from "./catalogs.ts";
+import { startTestServer, type TestServer, tempDir } from "./server.ts";
 
 export const OWN = "demo";
 export const OTHER = "other";
@@ -37,6 +42,50 @@ export async function roleTokens(dataDir: string): Promise<RoleTokens> {
     },
     file,
   };
+}
+
+/**
+ * A catalog entry whose image is never fetched: the server refuses loopback addresses, so a VM's
+ * provisioning fails at once and no guest runs (quotas count every VM, whatever its phase).
+ */
+export const LOCAL_ENTRY = {
+  ...UBUNTU,
+  OS_NAME: "Ubuntu 24.04",
+  OS_IMAGE_URL: "http://127.0.0.1:9/never.qcow2",
+  MIN_STORAGE: "2G",
+};
+
+export interface TokenServer {
+  server: TestServer;
+  tokens: RoleTokens;
+  dataDir: string;
+}
+
+/**
+ * A real server with --auth token, the role tokens, and a catalog of LOCAL_ENTRY; `files` are written
+ * into the data directory before the start (quotas.yaml).
+ */
+export async function startTokenServer(
+  options: {
+    prefix?: string;
+    files?: Record<string, string>;
+    tenancy?: ServeOptions["tenancy"];
+    logger?: ServeOptions["logger"];
+  } = {},
+): Promise<TokenServer> {
+  const dataDir = tempDir(options.prefix ?? "osimg-auth-");
+  const tokens = await roleTokens(dataDir);
+  const catalogPath = join(dataDir, "catalog.yaml");
+  writeFileSync(catalogPath, catalogYaml([LOCAL_ENTRY]));
+  for (const [name, text] of Object.entries(options.files ?? {})) writeFileSync(join(dataDir, name), text);
+  const server = await startTestServer({
+    catalogPath,
+    dataDir,
+    auth: { mode: "token" },
+    tenancy: options.tenancy,
+    logger: options.logger,
+  });
+  return { server, tokens, dataDir };
 }
 
 export const bearer = (token: string | undefined): Record<string, string> =>
