@@ -4,6 +4,7 @@
 import { queryOptions, useQueryClient } from "@tanstack/react-query";
 import { useEffect, useState } from "react";
 import type { Vm, VmAction, VmCreateRequest } from "../../../src/vms/model.ts";
+import { consoleProtocols } from "../auth/session.ts";
 import { followEvents, requestJson, socketUrl } from "./http.ts";
 
 export type { Vm, VmAction, VmCreateRequest };
@@ -68,8 +69,18 @@ export function deleteVm(namespace: string, name: string): Promise<void> {
   return requestJson<void>(vmPath(namespace, name), { method: "DELETE" });
 }
 
-export function consoleUrl(namespace: string, name: string, kind: "serial" | "vnc"): string {
-  return socketUrl(`${vmPath(namespace, name)}/${kind === "serial" ? "console" : "vnc"}`);
+export interface ConsoleSocket {
+  url: string;
+  /** WebSocket subprotocols, which carry the session's credentials (browsers send no headers). */
+  protocols: string[];
+}
+
+/** Where a VM's serial console or VNC display is, and how to open it (new WebSocket(url, protocols)). */
+export function consoleSocket(namespace: string, name: string, kind: "serial" | "vnc"): ConsoleSocket {
+  return {
+    url: socketUrl(`${vmPath(namespace, name)}/${kind === "serial" ? "console" : "vnc"}`),
+    protocols: consoleProtocols(),
+  };
 }
 
 /** The list with a VM put in (or replaced), in the server's order (by name). */

@@ -4,9 +4,10 @@ import "@xterm/xterm/css/xterm.css";
 import { FitAddon } from "@xterm/addon-fit";
 import { Terminal } from "@xterm/xterm";
 import { useEffect, useRef } from "react";
+import type { ConsoleSocket } from "../api/vms.ts";
 import { ConsoleFrame, useConnection } from "./ConsoleFrame.tsx";
 
-export default function SerialConsole({ url, name }: { url: string; name: string }) {
+export default function SerialConsole({ socket: endpoint, name }: { socket: ConsoleSocket; name: string }) {
   const host = useRef<HTMLElement>(null);
   const { state, setState, attempt, reconnect } = useConnection();
 
@@ -29,7 +30,7 @@ export default function SerialConsole({ url, name }: { url: string; name: string
     terminal.textarea?.setAttribute("aria-label", `Serial console of ${name}`);
     fit.fit();
 
-    const socket = new WebSocket(url);
+    const socket = new WebSocket(endpoint.url, endpoint.protocols);
     socket.binaryType = "arraybuffer";
     const early: Uint8Array<ArrayBuffer>[] = [];
     const encoder = new TextEncoder();
@@ -57,7 +58,7 @@ export default function SerialConsole({ url, name }: { url: string; name: string
       socket.close();
       terminal.dispose();
     };
-  }, [url, attempt]);
+  }, [endpoint.url, attempt]);
 
   return (
     <ConsoleFrame

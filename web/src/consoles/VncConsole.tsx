@@ -4,9 +4,10 @@
 import RFB from "@novnc/novnc";
 import { Button } from "@patternfly/react-core";
 import { useEffect, useRef } from "react";
+import type { ConsoleSocket } from "../api/vms.ts";
 import { ConsoleFrame, useConnection } from "./ConsoleFrame.tsx";
 
-export default function VncConsole({ url, name }: { url: string; name: string }) {
+export default function VncConsole({ socket, name }: { socket: ConsoleSocket; name: string }) {
   const host = useRef<HTMLElement>(null);
   const rfb = useRef<RFB | undefined>(undefined);
   const { state, setState, attempt, reconnect } = useConnection();
@@ -16,7 +17,7 @@ export default function VncConsole({ url, name }: { url: string; name: string })
     const element = host.current;
     if (!element) return;
     setState({ kind: "connecting" });
-    const client = new RFB(element, url);
+    const client = new RFB(element, socket.url, { wsProtocols: socket.protocols });
     client.scaleViewport = true;
     client.background = "transparent";
     rfb.current = client;
@@ -37,7 +38,7 @@ export default function VncConsole({ url, name }: { url: string; name: string })
       rfb.current = undefined;
       client.disconnect();
     };
-  }, [url, attempt]);
+  }, [socket.url, attempt]);
 
   return (
     <ConsoleFrame

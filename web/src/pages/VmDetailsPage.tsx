@@ -29,7 +29,7 @@ import { useQuery } from "@tanstack/react-query";
 import { lazy, type MouseEvent, type ReactNode, Suspense, useState } from "react";
 import { useLocation, useParams, useSearchParams } from "wouter";
 import { HttpError } from "../api/http.ts";
-import { consoleUrl, manifestQuery, useVmEvents, type Vm, vmQuery } from "../api/vms.ts";
+import { consoleSocket, manifestQuery, useVmEvents, type Vm, vmQuery } from "../api/vms.ts";
 import { ErrorAlert } from "../components/ErrorAlert.tsx";
 import { ErrorState } from "../components/ErrorState.tsx";
 import { useNamespace, withNamespace } from "../namespace.tsx";
@@ -225,7 +225,7 @@ function VmDetails({ vm, namespace }: { vm: Vm; namespace: string }) {
                 <div className="osimg-tab-body">
                   {running ? (
                     <Suspense fallback={loadingConsole}>
-                      <Console url={consoleUrl(namespace, vm.name, kind)} name={vm.name} />
+                      <Console socket={consoleSocket(namespace, vm.name, kind)} name={vm.name} />
                     </Suspense>
                   ) : (
                     offline
