@@ -30,6 +30,8 @@ const CatalogEditorPage = lazy(() => import("./pages/CatalogEditorPage.tsx"));
 const VmsPage = lazy(() => import("./pages/VmsPage.tsx"));
 const VmDetailsPage = lazy(() => import("./pages/VmDetailsPage.tsx"));
 const ImagesPage = lazy(() => import("./pages/ImagesPage.tsx"));
+const BuildsPage = lazy(() => import("./pages/BuildsPage.tsx"));
+const BuildDetailsPage = lazy(() => import("./pages/BuildDetailsPage.tsx"));
 
 const MAIN_ID = "osimg-main";
 
@@ -124,6 +126,8 @@ export function App() {
           <Route path={PATHS.vms} component={VmsPage} />
           <Route path={PATHS.vm} component={VmDetailsPage} />
           <Route path={PATHS.images} component={ImagesPage} />
+          <Route path={PATHS.builds} component={BuildsPage} />
+          <Route path={PATHS.build} component={BuildDetailsPage} />
           <Route component={NotFoundPage} />
         </Switch>
       </Suspense>

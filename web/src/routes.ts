@@ -1,10 +1,12 @@
-// The pages of the UI. A Builds page appears when the builder's API (/api/v1/builds) lands.
+// The pages of the UI.
 export const PATHS = {
   catalog: "/catalog",
   catalogEdit: "/catalog/edit",
   vms: "/vms",
   vm: "/vms/:name",
   images: "/images",
+  builds: "/builds",
+  build: "/builds/:id",
 } as const;
 
 export interface NavItem {
@@ -16,8 +18,13 @@ export const NAV: readonly NavItem[] = [
   { path: PATHS.catalog, title: "Catalog" },
   { path: PATHS.vms, title: "VMs" },
   { path: PATHS.images, title: "Images" },
+  { path: PATHS.builds, title: "Builds" },
 ];
 
 export function vmPath(name: string): string {
   return `${PATHS.vms}/${encodeURIComponent(name)}`;
+}
+
+export function buildPath(id: string): string {
+  return `${PATHS.builds}/${encodeURIComponent(id)}`;
 }
