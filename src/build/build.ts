@@ -288,6 +288,7 @@ export async function build(options: BuildOptions): Promise<BuildRecord> {
   const steps: BuildRecord["steps"] = [];
   const stages: Record<string, number> = {};
   let baseCached = false;
+  const digests = new Map<string, Promise<{ sha256: string; size: number }>>();
   await mkdir(workDir, { recursive: true, mode: 0o755 });
   await mkdir(resolve(options.outDir), { recursive: true });
   log(
@@ -303,6 +304,13 @@ export async function build(options: BuildOptions): Promise<BuildRecord> {
           steps.push({ id: step.id, ms, cached: skipped });
           stages[step.stage] = (stages[step.stage] ?? 0) + ms;
           if (step.id === "bootstrap.mmdebstrap") baseCached = skipped;
+          // A finished output is hashed while the later steps run.
+          for (const output of plan.outputs) {
+            if (output.kind !== "file" || output.after !== step.id) continue;
+            const digest = sha256File(output.path);
+            digest.catch(() => {}); // awaited (and reported) with the outputs
+            digests.set(output.path, digest);
+          }
         },
       }),
       toolVersions(),
@@ -311,7 +319,8 @@ export async function build(options: BuildOptions): Promise<BuildRecord> {
     const outputs: OutputRecord[] = [];
     let push: PushResult | undefined;
     for (const output of plan.outputs) {
-      if (output.kind === "file") outputs.push({ ...output, ...(await sha256File(output.path)) });
+      if (output.kind === "file")
+        outputs.push({ ...output, ...(await (digests.get(output.path) ?? sha256File(output.path))) });
       else {
         const image = results.get(`package.${output.name}`) as OciImageResult | undefined;
         outputs.push({ ...output, ...(image ? { manifestDigest: image.manifest.digest } : {}) });
@@ -348,6 +357,7 @@ export async function build(options: BuildOptions): Promise<BuildRecord> {
     );
     return record;
   } catch (error) {
+    await Promise.allSettled(digests.values());
     for (const output of plan.outputs) await rm(output.path, { recursive: true, force: true });
     if (error instanceof RootfsError && error.field !== undefined) {
       const sink = new FindingSink();

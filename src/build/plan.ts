@@ -67,6 +67,8 @@ export interface BuildOutput {
   name: string;
   path: string;
   kind: "file" | "oci-layout" | "directory";
+  /** The step after which the output is complete (its digest can be taken while later steps run). */
+  after: string;
 }
 
 export interface Plan {
@@ -421,7 +423,14 @@ export function makePlan(input: PlanInput): Plan {
     );
   }
 
-  const outputs: BuildOutput[] = [{ name: rootfsName, path: rootfsTar, kind: "file" }];
+  const outputs: BuildOutput[] = [
+    {
+      name: rootfsName,
+      path: rootfsTar,
+      kind: "file",
+      after: spec.chroot_script ? "chroot.run" : "customize.rootfs",
+    },
+  ];
   let cmdline: string | undefined;
   if (diskKind) {
     const rootDir = join(work, "rootfs");
@@ -509,8 +518,13 @@ export function makePlan(input: PlanInput): Plan {
       ),
     );
     outputs.push(
-      { name: "system.raw", path: raw, kind: "file" },
-      { name: "system.qcow2", path: qcow2, kind: "file" },
+      {
+        name: "system.raw",
+        path: raw,
+        kind: "file",
+        after: persistPartition ? "disk.mkfs-persist" : "disk.mkfs-root",
+      },
+      { name: "system.qcow2", path: qcow2, kind: "file", after: "disk.qcow2" },
     );
   }
 
@@ -529,7 +543,7 @@ export function makePlan(input: PlanInput): Plan {
         created,
       }),
     );
-    outputs.push({ name, path: layout, kind: "oci-layout" });
+    outputs.push({ name, path: layout, kind: "oci-layout", after: `package.${name}` });
     if (input.push)
       steps.push(
         native("publish", `publish.${name}`, `push ${name} to ${input.push.reference}`, {
@@ -619,10 +633,15 @@ export function makePlan(input: PlanInput): Plan {
       }),
     );
     outputs.push(
-      { name: "vmlinuz", path: kernel, kind: "file" },
-      { name: "initramfs.img", path: initrd, kind: "file" },
-      { name: "pxelinux.cfg/default", path: join(out, "pxelinux.cfg", "default"), kind: "file" },
-      { name: "boot.ipxe", path: join(out, "boot.ipxe"), kind: "file" },
+      { name: "vmlinuz", path: kernel, kind: "file", after: "package.boot-files" },
+      { name: "initramfs.img", path: initrd, kind: "file", after: "package.boot-files" },
+      {
+        name: "pxelinux.cfg/default",
+        path: join(out, "pxelinux.cfg", "default"),
+        kind: "file",
+        after: "package.pxelinux",
+      },
+      { name: "boot.ipxe", path: join(out, "boot.ipxe"), kind: "file", after: "package.ipxe" },
     );
   }
   return {
