@@ -349,7 +349,8 @@ export function makePlan(input: PlanInput): Plan {
         `--include=${packages.join(",")}`,
         ...(keyring ? [`--keyring=${keyring}`] : []),
         '--aptopt=Acquire::Retries "3"',
-        // Downloaded packages are kept in the cache directory (the working directory of this step).
+        // Downloaded packages are kept in the cache directory (the working directory of this step); the
+        // step's lock is that directory's, so bootstraps from one archive never share it at the same time.
         "--skip=essential/unlink",
         '--setup-hook=mkdir -p "$1/var/cache/apt/archives/"',
         "--setup-hook=sync-in . /var/cache/apt/archives/",
@@ -363,7 +364,7 @@ export function makePlan(input: PlanInput): Plan {
         cache: {
           path: baseTar,
           partial: `${baseTar}.partial-${input.buildId}`,
-          lock: join(rootfsDir, `${key}.lock`),
+          lock: `${debs}.lock`,
         },
       },
     ),
