@@ -86,7 +86,7 @@ function AppMasthead() {
       <MastheadContent>
         <Toolbar isFullHeight isStatic>
           <ToolbarContent>
-            <ToolbarItem isOverflowContainer>
+            <ToolbarItem isOverflowContainer className="osimg-nav-item">
               <AppNav />
             </ToolbarItem>
             <ToolbarItem align={{ default: "alignEnd" }}>

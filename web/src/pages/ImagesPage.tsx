@@ -64,10 +64,12 @@ function Checksum({ image }: { image: StoredImage }) {
       ? `${checksum.algorithm ?? "sha256"} from ${checksum.source ?? "the catalog"}`
       : (checksum.reason ?? "");
   return (
-    <span className="osimg-status">
-      <CheckIcon status={status} label="Checksum" decorative /> {CHECKSUM_WORDS[checksum.status]}
+    <>
+      <span className="osimg-status">
+        <CheckIcon status={status} label="Checksum" decorative /> {CHECKSUM_WORDS[checksum.status]}
+      </span>
       {detail ? <span className="osimg-hint">{detail}</span> : null}
-    </span>
+    </>
   );
 }
 
