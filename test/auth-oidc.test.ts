@@ -2,6 +2,7 @@
 // 127.0.0.1): good tokens give the roles and projects of their claims; expired, wrong-audience,
 // wrong-issuer, wrong-key, `alg: none` and HMAC tokens are refused with 401; verified tokens are cached
 // only until they expire; an issuer that cannot be reached is a 503, not a refusal.
+import { createHash, randomBytes } from "node:crypto";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { SignJWT, UnsecuredJWT } from "jose";
@@ -143,7 +144,89 @@ describe("OIDC tokens", () => {
 
   it("tells the login page how to log in", async () => {
     const response = await get("/api/v1/auth/config");
-    expect(await response.json()).toEqual({ mode: "oidc", issuer: issuer.issuer, audience: "osimg-ui" });
+    expect(await response.json()).toEqual({
+      mode: "oidc",
+      issuer: issuer.issuer,
+      audience: "osimg-ui",
+      clientId: "osimg-ui",
+      authorizationEndpoint: `${issuer.issuer}/authorize`,
+    });
+  });
+});
+
+describe("a browser login (authorization code with PKCE)", () => {
+  /** What the UI does: a verifier and its challenge, a nonce, then the issuer's redirect followed by hand. */
+  async function authorize(redirectUri: string, nonce: string) {
+    const verifier = randomBytes(32).toString("base64url");
+    const config = (await (await get("/api/v1/auth/config")).json()) as {
+      authorizationEndpoint: string;
+      clientId: string;
+    };
+    const url = new URL(config.authorizationEndpoint);
+    for (const [k, v] of Object.entries({
+      response_type: "code",
+      client_id: config.clientId,
+      redirect_uri: redirectUri,
+      scope: "openid",
+      state: "s1",
+      nonce,
+      code_challenge: createHash("sha256").update(verifier).digest("base64url"),
+      code_challenge_method: "S256",
+    }))
+      url.searchParams.set(k, v);
+    const back = new URL((await fetch(url, { redirect: "manual" })).headers.get("location") ?? "");
+    return { code: back.searchParams.get("code") ?? "", verifier };
+  }
+  const login = (body: Record<string, string>) =>
+    fetch(`${server.url}/api/v1/auth/oidc/login`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(body),
+    });
+
+  it("exchanges the code for an ID token the server accepts, with the user's projects", async () => {
+    const redirectUri = `${server.url}/auth/callback`;
+    const nonce = randomBytes(16).toString("hex");
+    const { code, verifier } = await authorize(redirectUri, nonce);
+    const response = await login({ code, codeVerifier: verifier, redirectUri, nonce });
+    expect(response.status).toBe(200);
+    expect(response.headers.get("cache-control")).toBe("no-store");
+    const { token, principal } = (await response.json()) as { token: string; principal: { name: string } };
+    expect(principal).toMatchObject({ name: "bob", projects: { demo: "member" } });
+    expect((await get("/api/v1/namespaces/demo/vms", token)).status).toBe(200);
+    // A code is good once.
+    const again = await login({ code, codeVerifier: verifier, redirectUri, nonce });
+    expect(again.status).toBe(401);
+  });
+
+  it("refuses a wrong verifier, a wrong nonce, and a callback on another site", async () => {
+    const redirectUri = `${server.url}/auth/callback`;
+    const nonce = randomBytes(16).toString("hex");
+    const first = await authorize(redirectUri, nonce);
+    const wrongVerifier = await login({
+      code: first.code,
+      codeVerifier: randomBytes(32).toString("base64url"),
+      redirectUri,
+      nonce,
+    });
+    expect(wrongVerifier.status).toBe(401);
+    expect(((await wrongVerifier.json()) as { message: string }).message).toMatch(/PKCE verifier mismatch/);
+    const second = await authorize(redirectUri, nonce);
+    const wrongNonce = await login({
+      code: second.code,
+      codeVerifier: second.verifier,
+      redirectUri,
+      nonce: randomBytes(16).toString("hex"),
+    });
+    expect(wrongNonce.status).toBe(401);
+    expect(((await wrongNonce.json()) as { message: string }).message).toMatch(/nonce/);
+    const elsewhere = await login({
+      code: "x",
+      codeVerifier: randomBytes(32).toString("base64url"),
+      redirectUri: "https://evil.example/auth/callback",
+      nonce,
+    });
+    expect(elsewhere.status).toBe(400);
   });
 });
 

@@ -57,11 +57,15 @@ export interface GuardOptions {
   /** How long a verified token is trusted without checking again (bounded by its expiry); ms. */
   cacheTtlMs?: number;
   /** What GET /api/v1/auth/config tells the login page. */
-  describe?: Record<string, unknown>;
+  describe?: () => Promise<Record<string, unknown>> | Record<string, unknown>;
+  /** The OIDC mode: browser logins (authorization code with PKCE) are completed here. */
+  oidc?: Pick<OidcAuthenticator, "exchangeCode">;
   close?: () => void;
 }
 
 const MAX_CACHED = 10_000;
+/** The UI's route the issuer sends the browser back to. */
+export const OIDC_CALLBACK_PATH = "/auth/callback";
 const MUTATING = new Set(["POST", "PUT", "PATCH", "DELETE"]);
 
 export function isMutating(method: string): boolean {
@@ -123,7 +127,14 @@ export class Guard {
       mode: "oidc",
       authenticate: (token) => oidc.authenticate(token),
       cacheTtlMs: 60_000,
-      describe: { issuer: oidc.options.issuer, audience: oidc.options.audience },
+      oidc,
+      describe: async () => ({
+        issuer: oidc.options.issuer,
+        audience: oidc.options.audience,
+        clientId: oidc.options.clientId,
+        // Where the login page sends the browser; absent while the issuer cannot be reached.
+        authorizationEndpoint: (await oidc.discovery().catch(() => undefined))?.doc.authorizationEndpoint,
+      }),
       ...options,
     });
   }
@@ -137,14 +148,61 @@ export class Guard {
       authenticate: (token) => kube.authenticate(token),
       kubernetes: kube,
       cacheTtlMs: 10_000,
-      describe: { delegate: options.delegate },
+      describe: () => ({ delegate: options.delegate }),
       ...options,
     });
   }
 
   /** For GET /api/v1/auth/config: what the login page needs to know. */
-  describe(): { mode: AuthMode } & Record<string, unknown> {
-    return { mode: this.mode, ...this.#options.describe };
+  async describe(): Promise<{ mode: AuthMode } & Record<string, unknown>> {
+    return { mode: this.mode, ...(await this.#options.describe?.()) };
+  }
+
+  /**
+   * Completes a browser login of the OIDC mode: the code and PKCE verifier the issuer's redirect gave the
+   * UI are exchanged for an ID token, which is checked and answered. Counts as a login attempt.
+   */
+  async completeLogin(
+    request: FastifyRequest,
+    login: { code: string; codeVerifier: string; redirectUri: string; nonce: string },
+  ): Promise<{ token: string; principal: Principal }> {
+    const oidc = this.#options.oidc;
+    if (!oidc)
+      throw new ApiError(409, "not_oidc", "this server does not log in through OIDC", {
+        hint: "start it with --auth oidc --oidc-issuer URL --oidc-audience CLIENT_ID",
+      });
+    // The callback must be this server's own: a code is never sent on to another site.
+    let callback: URL;
+    try {
+      callback = new URL(login.redirectUri);
+    } catch {
+      throw new ApiError(400, "invalid_request", "redirectUri is not a URL", { field: "redirectUri" });
+    }
+    if (callback.host !== request.headers.host || callback.pathname !== OIDC_CALLBACK_PATH)
+      throw new ApiError(400, "invalid_request", `redirectUri must be this server's ${OIDC_CALLBACK_PATH}`, {
+        field: "redirectUri",
+      });
+    const key = `ip:${request.ip}`;
+    const blocked = this.#failed?.check(key);
+    if (blocked && !blocked.ok)
+      throw tooMany(
+        "too_many_failed_logins",
+        "too many invalid credentials from this address",
+        blocked.retryAfterSec,
+      );
+    let result: Awaited<ReturnType<OidcAuthenticator["exchangeCode"]>>;
+    try {
+      result = await oidc.exchangeCode(login);
+    } catch (error) {
+      if (error instanceof IssuerUnavailable)
+        throw new ApiError(503, "auth_unavailable", `the login cannot be completed now: ${error.message}`);
+      throw error;
+    }
+    if (!result.ok) {
+      this.#failed?.take(key);
+      throw unauthenticated(`login refused: ${result.reason}`, result.reason);
+    }
+    return result;
   }
 
   close(): void {

@@ -25,6 +25,8 @@ export interface OidcOptions {
   rolePrefix?: string;
   /** Allowed clock skew, seconds; default 30. */
   clockToleranceSec?: number;
+  /** The UI's public client at the issuer (browser login with PKCE); default: the audience. */
+  clientId?: string;
 }
 
 export interface ClaimMapping {
@@ -139,35 +141,48 @@ export class IssuerUnavailable extends Error {
 
 export type OidcResult = { ok: true; principal: Principal } | { ok: false; reason: string };
 
+/** What the discovery document tells: where the keys are, and where the browser logs in. */
+export interface Discovery {
+  jwksUri: string;
+  authorizationEndpoint?: string;
+  tokenEndpoint?: string;
+}
+
 const DISCOVERY_TTL_MS = 3600_000;
 
 export class OidcAuthenticator {
-  readonly options: Required<OidcOptions>;
-  #keys: { get: JWTVerifyGetKey; at: number } | undefined;
-  #discovering: Promise<JWTVerifyGetKey> | undefined;
+  readonly options: Required<Omit<OidcOptions, "clientId">> & { clientId: string };
+  #discovered: { doc: Discovery; keys: JWTVerifyGetKey; at: number } | undefined;
+  #discovering: Promise<{ doc: Discovery; keys: JWTVerifyGetKey; at: number }> | undefined;
 
   constructor(options: OidcOptions) {
-    this.options = { ...DEFAULT_CLAIMS, clockToleranceSec: 30, ...options };
+    this.options = { ...DEFAULT_CLAIMS, clockToleranceSec: 30, clientId: options.audience, ...options };
     compileGroupPattern(this.options.groupPattern); // a bad pattern fails at start, not per request
   }
 
-  /** The discovery document's jwks_uri, checked against the configured issuer; cached for an hour. */
-  async #jwks(): Promise<JWTVerifyGetKey> {
-    if (this.#keys && Date.now() - this.#keys.at < DISCOVERY_TTL_MS) return this.#keys.get;
+  /** The discovery document, checked against the configured issuer; cached for an hour. */
+  async discovery(): Promise<{ doc: Discovery; keys: JWTVerifyGetKey }> {
+    if (this.#discovered && Date.now() - this.#discovered.at < DISCOVERY_TTL_MS) return this.#discovered;
     this.#discovering ??= (async () => {
       const url = `${this.options.issuer.replace(/\/$/, "")}/.well-known/openid-configuration`;
       try {
         const response = await fetch(url, { signal: AbortSignal.timeout(10_000) });
         if (!response.ok) throw new IssuerUnavailable(`${url} answered ${response.status}`);
-        const doc = (await response.json()) as { issuer?: unknown; jwks_uri?: unknown };
-        if (doc.issuer !== this.options.issuer)
+        const raw = (await response.json()) as Record<string, unknown>;
+        if (raw.issuer !== this.options.issuer)
           throw new IssuerUnavailable(
-            `${url} names issuer "${String(doc.issuer)}", not "${this.options.issuer}" (check --oidc-issuer)`,
+            `${url} names issuer "${String(raw.issuer)}", not "${this.options.issuer}" (check --oidc-issuer)`,
           );
-        if (typeof doc.jwks_uri !== "string") throw new IssuerUnavailable(`${url} has no jwks_uri`);
-        const get = createRemoteJWKSet(new URL(doc.jwks_uri), { timeoutDuration: 10_000 });
-        this.#keys = { get, at: Date.now() };
-        return get;
+        if (typeof raw.jwks_uri !== "string") throw new IssuerUnavailable(`${url} has no jwks_uri`);
+        const text = (key: string) => (typeof raw[key] === "string" ? (raw[key] as string) : undefined);
+        const doc: Discovery = {
+          jwksUri: raw.jwks_uri,
+          authorizationEndpoint: text("authorization_endpoint"),
+          tokenEndpoint: text("token_endpoint"),
+        };
+        const keys = createRemoteJWKSet(new URL(doc.jwksUri), { timeoutDuration: 10_000 });
+        this.#discovered = { doc, keys, at: Date.now() };
+        return this.#discovered;
       } catch (error) {
         if (error instanceof IssuerUnavailable) throw error;
         throw new IssuerUnavailable(`cannot read ${url}: ${(error as Error).message}`);
@@ -178,9 +193,12 @@ export class OidcAuthenticator {
     return this.#discovering;
   }
 
-  /** Throws IssuerUnavailable when the issuer cannot be asked (not the caller's fault: a 503). */
-  async authenticate(token: string): Promise<OidcResult> {
-    const keys = await this.#jwks();
+  /**
+   * Throws IssuerUnavailable when the issuer cannot be asked (not the caller's fault: a 503). `nonce`:
+   * the token must carry it (a login's ID token).
+   */
+  async authenticate(token: string, nonce?: string): Promise<OidcResult> {
+    const { keys } = await this.discovery();
     try {
       const { payload } = await jwtVerify(token, keys, {
         issuer: this.options.issuer,
@@ -189,6 +207,8 @@ export class OidcAuthenticator {
         clockTolerance: this.options.clockToleranceSec,
         requiredClaims: ["exp", "sub"],
       });
+      if (nonce !== undefined && payload.nonce !== nonce)
+        return { ok: false, reason: "the token was not issued for this login (nonce)" };
       return { ok: true, principal: principalFromClaims(payload, this.options) };
     } catch (error) {
       const unreachable =
@@ -199,5 +219,44 @@ export class OidcAuthenticator {
         throw new IssuerUnavailable(`the issuer's keys cannot be read: ${(error as Error).message}`);
       return { ok: false, reason: refusalReason(error) };
     }
+  }
+
+  /**
+   * The end of a browser login (authorization code with PKCE): the code is exchanged at the issuer's
+   * token endpoint as the public client, and the ID token checked like any bearer token, plus its nonce.
+   */
+  async exchangeCode(request: {
+    code: string;
+    codeVerifier: string;
+    redirectUri: string;
+    nonce: string;
+  }): Promise<{ ok: true; token: string; principal: Principal } | { ok: false; reason: string }> {
+    const { doc } = await this.discovery();
+    if (!doc.tokenEndpoint) return { ok: false, reason: "the issuer names no token endpoint" };
+    let answer: { id_token?: unknown; error?: unknown; error_description?: unknown };
+    try {
+      const response = await fetch(doc.tokenEndpoint, {
+        method: "POST",
+        headers: { "content-type": "application/x-www-form-urlencoded", accept: "application/json" },
+        body: new URLSearchParams({
+          grant_type: "authorization_code",
+          code: request.code,
+          redirect_uri: request.redirectUri,
+          client_id: this.options.clientId,
+          code_verifier: request.codeVerifier,
+        }),
+        signal: AbortSignal.timeout(10_000),
+      });
+      answer = (await response.json()) as typeof answer;
+    } catch (error) {
+      throw new IssuerUnavailable(`the issuer's token endpoint did not answer: ${(error as Error).message}`);
+    }
+    if (typeof answer.id_token !== "string")
+      return {
+        ok: false,
+        reason: `the issuer refused the login: ${String(answer.error_description ?? answer.error ?? "no ID token")}`,
+      };
+    const checked = await this.authenticate(answer.id_token, request.nonce);
+    return checked.ok ? { ok: true, token: answer.id_token, principal: checked.principal } : checked;
   }
 }

@@ -57,6 +57,10 @@ export const POLICY_TABLE: Readonly<Record<Action, ActionRule>> = {
     description: "how to log in (the auth mode, the OIDC issuer)",
     scopes: { public: { who: "anyone" } },
   },
+  "auth.login": {
+    description: "complete a browser login through the OIDC issuer (code + PKCE → ID token)",
+    scopes: { public: { who: "anyone" } },
+  },
   "auth.whoami": {
     description: "the caller's identity, role and projects",
     scopes: { cluster: { who: "authenticated" } },

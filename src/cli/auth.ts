@@ -23,6 +23,7 @@ export interface ServeAuthFlags {
   oidcGroupsClaim?: string;
   oidcGroupPattern?: string;
   oidcRolePrefix?: string;
+  oidcClientId?: string;
   kubeconfig?: string;
   allowedOrigin?: string[];
   trustProxy?: string[];
@@ -66,6 +67,10 @@ export function addServeAuthOptions(serve: Command): Command {
     .option("--oidc-groups-claim <path>", "--auth oidc: claim with group names", "groups")
     .option("--oidc-group-pattern <pattern>", "--auth oidc: group → project and role", "{project}/{role}")
     .option(
+      "--oidc-client-id <id>",
+      "--auth oidc: the UI's public client for browser logins (default: the audience)",
+    )
+    .option(
       "--oidc-role-prefix <prefix>",
       "--auth oidc: role names are <prefix>admin|member|viewer",
       "osimg-",
@@ -108,6 +113,7 @@ export function serveAuthSettings(flags: ServeAuthFlags): Pick<ServeOptions, "au
         groupsClaim: flags.oidcGroupsClaim,
         groupPattern: flags.oidcGroupPattern,
         rolePrefix: flags.oidcRolePrefix,
+        ...(flags.oidcClientId ? { clientId: flags.oidcClientId } : {}),
       };
       break;
     case "kubernetes":

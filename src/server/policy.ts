@@ -25,6 +25,7 @@ export type Action =
   | "vm.console"
   | "auth.config"
   | "auth.whoami"
+  | "auth.login"
   | "quota.read"
   | "build.read"
   | "build.create";

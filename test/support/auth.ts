@@ -1,9 +1,15 @@
 // Test support for authentication: a token file with one token per role, a local OIDC issuer (keys
 // generated at test time, discovery + JWKS on 127.0.0.1), a stand-in for the Kubernetes review APIs
 // (TokenReview, SubjectAccessReview), and WebSocket handshakes that report the HTTP status.
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { writeFileSync } from "node:fs";
-import { createServer, request as httpRequest, type IncomingMessage, type Server } from "node:http";
+import {
+  createServer,
+  request as httpRequest,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+} from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { KubeConfig } from "@kubernetes/client-node";
@@ -108,8 +114,10 @@ export interface TestIssuer {
   sign(claims?: JWTPayload, options?: { expiresIn?: number | string; kid?: string }): Promise<string>;
   /** Signed by a key the issuer does not publish (optionally claiming the issuer's kid). */
   signWithOtherKey(claims?: JWTPayload, kid?: string): Promise<string>;
-  /** Requests for the discovery document and the key set. */
-  hits: { discovery: number; jwks: number };
+  /** Requests for the discovery document, the key set and the token endpoint. */
+  hits: { discovery: number; jwks: number; token: number };
+  /** The claims of the ID token a browser login gets (the issuer's /authorize approves at once). */
+  loginAs: JWTPayload;
   stop(): Promise<void>;
 }
 
@@ -118,29 +126,12 @@ export async function startIssuer(audience = "osimg"): Promise<TestIssuer> {
   const other = await generateKeyPair("RS256");
   const kid = randomBytes(6).toString("hex");
   const jwk = { ...(await exportJWK(publicKey)), kid, alg: "RS256", use: "sig" };
-  const hits = { discovery: 0, jwks: 0 };
+  const hits = { discovery: 0, jwks: 0, token: 0 };
+  const codes = new Map<
+    string,
+    { clientId: string; redirectUri: string; challenge: string; nonce: string }
+  >();
   let issuer = "";
-  const server = createServer((req, res) => {
-    if (req.url === "/.well-known/openid-configuration") {
-      hits.discovery++;
-      res.setHeader("content-type", "application/json");
-      res.end(
-        JSON.stringify({
-          issuer,
-          jwks_uri: `${issuer}/jwks`,
-          id_token_signing_alg_values_supported: ["RS256"],
-        }),
-      );
-    } else if (req.url === "/jwks") {
-      hits.jwks++;
-      res.setHeader("content-type", "application/json");
-      res.end(JSON.stringify({ keys: [jwk] }));
-    } else {
-      res.statusCode = 404;
-      res.end();
-    }
-  });
-  issuer = await listen(server);
   const build = (claims: JWTPayload, expiresIn: number | string) =>
     new SignJWT({ ...claims })
       .setIssuedAt()
@@ -148,10 +139,15 @@ export async function startIssuer(audience = "osimg"): Promise<TestIssuer> {
       .setIssuer(String(claims.iss ?? issuer))
       .setAudience((claims.aud as string | string[] | undefined) ?? audience)
       .setExpirationTime(claims.exp ?? expiresIn);
-  return {
+  const json = (res: ServerResponse, status: number, body: unknown) => {
+    res.writeHead(status, { "content-type": "application/json" });
+    res.end(JSON.stringify(body));
+  };
+  const result: TestIssuer = {
     issuer,
     audience,
     hits,
+    loginAs: { sub: "browser-user", preferred_username: "bob", groups: ["/demo/member"] },
     sign: (claims = {}, options = {}) =>
       build(claims, options.expiresIn ?? "10m")
         .setProtectedHeader({ alg: "RS256", kid: options.kid ?? kid })
@@ -160,6 +156,72 @@ export async function startIssuer(audience = "osimg"): Promise<TestIssuer> {
       build(claims, "10m").setProtectedHeader({ alg: "RS256", kid: otherKid }).sign(other.privateKey),
     stop: () => close(server),
   };
+  const server = createServer(async (req, res) => {
+    const url = new URL(req.url ?? "/", issuer);
+    if (url.pathname === "/.well-known/openid-configuration") {
+      hits.discovery++;
+      json(res, 200, {
+        issuer,
+        jwks_uri: `${issuer}/jwks`,
+        authorization_endpoint: `${issuer}/authorize`,
+        token_endpoint: `${issuer}/token`,
+        code_challenge_methods_supported: ["S256"],
+        id_token_signing_alg_values_supported: ["RS256"],
+      });
+    } else if (url.pathname === "/jwks") {
+      hits.jwks++;
+      json(res, 200, { keys: [jwk] });
+    } else if (url.pathname === "/authorize") {
+      // The user is taken to be logged in at the issuer already: straight back with a code.
+      const q = url.searchParams;
+      const back = new URL(q.get("redirect_uri") ?? "");
+      back.searchParams.set("state", q.get("state") ?? "");
+      if (q.get("response_type") !== "code" || q.get("code_challenge_method") !== "S256")
+        back.searchParams.set("error", "invalid_request");
+      else {
+        const code = randomBytes(16).toString("hex");
+        codes.set(code, {
+          clientId: q.get("client_id") ?? "",
+          redirectUri: q.get("redirect_uri") ?? "",
+          challenge: q.get("code_challenge") ?? "",
+          nonce: q.get("nonce") ?? "",
+        });
+        back.searchParams.set("code", code);
+      }
+      res.writeHead(302, { location: back.toString() });
+      res.end();
+    } else if (url.pathname === "/token" && req.method === "POST") {
+      hits.token++;
+      const chunks: Buffer[] = [];
+      for await (const c of req) chunks.push(c as Buffer);
+      const form = new URLSearchParams(Buffer.concat(chunks).toString("utf8"));
+      const grant = codes.get(form.get("code") ?? "");
+      codes.delete(form.get("code") ?? "");
+      const verifier = form.get("code_verifier") ?? "";
+      const challenge = createHash("sha256").update(verifier).digest("base64url");
+      if (
+        form.get("grant_type") !== "authorization_code" ||
+        !grant ||
+        grant.redirectUri !== form.get("redirect_uri") ||
+        grant.clientId !== form.get("client_id") ||
+        grant.challenge !== challenge
+      )
+        return json(res, 400, {
+          error: "invalid_grant",
+          error_description: "code, client or PKCE verifier mismatch",
+        });
+      const idToken = await build({ ...result.loginAs, aud: grant.clientId, nonce: grant.nonce }, "10m")
+        .setProtectedHeader({ alg: "RS256", kid })
+        .sign(privateKey);
+      json(res, 200, { id_token: idToken, access_token: "opaque", token_type: "Bearer", expires_in: 600 });
+    } else {
+      res.statusCode = 404;
+      res.end();
+    }
+  });
+  issuer = await listen(server);
+  result.issuer = issuer;
+  return result;
 }
 
 export interface FakeReviews {
