@@ -7,6 +7,7 @@ import { useQueryClient } from "@tanstack/react-query";
 import { createContext, type ReactNode, useCallback, useContext, useEffect, useState } from "react";
 import { type AuthConfig, fetchAuthConfig, fetchWhoAmI, type WhoAmI } from "./api.ts";
 import { LoginPage } from "./LoginPage.tsx";
+import { CALLBACK_PATH, completeLogin } from "./oidc.ts";
 import { clearToken, currentToken, onUnauthorized, setToken } from "./session.ts";
 
 export interface Session {
@@ -25,7 +26,7 @@ export function useSession(): Session | undefined {
 type State =
   | { kind: "loading" }
   | { kind: "failed"; message: string }
-  | { kind: "login"; config: AuthConfig }
+  | { kind: "login"; config: AuthConfig; error?: string }
   | { kind: "in"; config: AuthConfig; me?: WhoAmI };
 
 export function AuthGate({ children }: { children: ReactNode }) {
@@ -38,6 +39,19 @@ export function AuthGate({ children }: { children: ReactNode }) {
       try {
         const config = await fetchAuthConfig();
         if (config.mode === "none") return !cancelled && setState({ kind: "in", config });
+        if (location.pathname === CALLBACK_PATH) {
+          // Back from the identity provider: finish the login, then open the page that was asked for.
+          try {
+            const { token, me, returnTo } = await completeLogin();
+            setToken(token);
+            history.replaceState(null, "", returnTo);
+            return !cancelled && setState({ kind: "in", config, me });
+          } catch (error) {
+            history.replaceState(null, "", "/");
+            const message = error instanceof Error ? error.message : String(error);
+            return !cancelled && setState({ kind: "login", config, error: message });
+          }
+        }
         if (!currentToken()) return !cancelled && setState({ kind: "login", config });
         try {
           const me = await fetchWhoAmI();
@@ -81,6 +95,7 @@ export function AuthGate({ children }: { children: ReactNode }) {
       return (
         <LoginPage
           config={state.config}
+          initialError={state.error}
           onLogin={(token, me) => {
             setToken(token);
             queryClient.clear();

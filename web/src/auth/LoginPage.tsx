@@ -1,8 +1,7 @@
-// The login page: paste a token. The token mode takes an osimg token (`osimg token create`, or the admin
-// token printed at the first start); the OIDC mode an ID or access token of the configured issuer (this
-// page has no redirect to the issuer: the UI would need a registered public client and a callback, which
-// osimg does not configure); the kubernetes mode a token the cluster accepts. The token is checked with
-// the server (GET /api/v1/whoami) before it is kept.
+// The login page. The OIDC mode signs in at the issuer (authorization code with PKCE, see oidc.ts), with
+// pasting an ID or access token as the alternative; the token mode takes an osimg token (`osimg token
+// create`, or the admin token printed at the first start); the kubernetes mode a token the cluster
+// accepts. A pasted token is checked with the server (GET /api/v1/whoami) before it is kept.
 import {
   ActionGroup,
   Alert,
@@ -18,6 +17,7 @@ import {
 import { type FormEvent, useState } from "react";
 import { HttpError } from "../api/http.ts";
 import { type AuthConfig, fetchWhoAmI, type WhoAmI } from "./api.ts";
+import { canRedirect, startLogin } from "./oidc.ts";
 
 function hintFor(config: AuthConfig): string {
   switch (config.mode) {
@@ -31,15 +31,19 @@ function hintFor(config: AuthConfig): string {
 }
 
 export function LoginPage({
+  initialError,
   config,
   onLogin,
 }: {
   config: AuthConfig;
+  /** Why the last login failed (a refused OIDC login, back from the issuer). */
+  initialError?: string;
   onLogin: (token: string, me: WhoAmI) => void;
 }) {
   const [token, setToken] = useState("");
   const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<string | undefined>();
+  const [error, setError] = useState<string | undefined>(initialError);
+  const redirect = canRedirect(config);
 
   const submit = async (event: FormEvent) => {
     event.preventDefault();
@@ -59,20 +63,34 @@ export function LoginPage({
     }
   };
 
+  const issuerName = config.issuer ? new URL(config.issuer).host : "the identity provider";
   return (
     <PfLoginPage
       brandImgSrc="/favicon.svg"
       brandImgAlt="osimg"
       brandImgProps={{ alt: "osimg", widths: { default: "64px" }, heights: { default: "64px" } }}
       loginTitle="Sign in to osimg"
-      loginSubtitle={
-        config.mode === "oidc" ? "with a token of your identity provider" : "with an access token"
-      }
+      loginSubtitle={redirect ? `with your ${issuerName} account` : "with an access token"}
       textContent="OS images for virtual machines: the catalog, image intake, VMs."
     >
+      {error ? <Alert variant="danger" isInline isPlain title={error} /> : null}
+      {redirect ? (
+        <ActionGroup>
+          <Button
+            variant="primary"
+            isBlock
+            onClick={() => startLogin(config).catch((e: unknown) => setError(String(e)))}
+          >
+            Sign in with {issuerName}
+          </Button>
+        </ActionGroup>
+      ) : null}
       <Form onSubmit={submit} noValidate>
-        {error ? <Alert variant="danger" isInline isPlain title={error} /> : null}
-        <FormGroup label="Access token" isRequired fieldId="osimg-login-token">
+        <FormGroup
+          label={redirect ? "Or paste a token" : "Access token"}
+          isRequired={!redirect}
+          fieldId="osimg-login-token"
+        >
           <TextInput
             id="osimg-login-token"
             type="password"
@@ -81,7 +99,7 @@ export function LoginPage({
             validated={error ? "error" : "default"}
             autoComplete="off"
             spellCheck={false}
-            autoFocus
+            autoFocus={!redirect}
           />
           <FormHelperText>
             <HelperText>
@@ -90,8 +108,14 @@ export function LoginPage({
           </FormHelperText>
         </FormGroup>
         <ActionGroup>
-          <Button type="submit" variant="primary" isBlock isLoading={busy} isDisabled={busy}>
-            Sign in
+          <Button
+            type="submit"
+            variant={redirect ? "secondary" : "primary"}
+            isBlock
+            isLoading={busy}
+            isDisabled={busy}
+          >
+            Sign in{redirect ? " with the token" : ""}
           </Button>
         </ActionGroup>
       </Form>

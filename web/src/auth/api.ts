@@ -10,6 +10,9 @@ export interface AuthConfig {
   mode: AuthMode;
   issuer?: string;
   audience?: string;
+  /** oidc: the UI's public client and where the browser logs in. */
+  clientId?: string;
+  authorizationEndpoint?: string;
 }
 
 export interface WhoAmI {

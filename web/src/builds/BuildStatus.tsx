@@ -1,7 +1,6 @@
 // A build's state in words with its icon, and how long it took (or has been running).
-import { Spinner } from "@patternfly/react-core";
 import type { BuildView } from "../api/builds.ts";
-import { SeverityIcon, ValidIcon } from "../components/icons.tsx";
+import { CheckIcon, SeverityIcon, ValidIcon } from "../components/icons.tsx";
 import { formatDuration } from "../format.ts";
 
 export function BuildStatus({ build }: { build: BuildView }) {
@@ -12,7 +11,7 @@ export function BuildStatus({ build }: { build: BuildView }) {
       ) : build.state === "failed" ? (
         <SeverityIcon severity="error" />
       ) : (
-        <Spinner size="sm" aria-hidden="true" />
+        <CheckIcon status="pending" label={build.state} decorative />
       )}{" "}
       {build.state}
     </span>

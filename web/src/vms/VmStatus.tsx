@@ -1,7 +1,8 @@
 // A VM's phase in words with its icon, and the image import's progress bar while it runs.
-import { Icon, Progress, ProgressMeasureLocation, ProgressSize, Spinner } from "@patternfly/react-core";
+import { Icon, Progress, ProgressMeasureLocation, ProgressSize } from "@patternfly/react-core";
 import CheckCircleIcon from "@patternfly/react-icons/dist/esm/icons/check-circle-icon";
 import ExclamationCircleIcon from "@patternfly/react-icons/dist/esm/icons/exclamation-circle-icon";
+import InProgressIcon from "@patternfly/react-icons/dist/esm/icons/in-progress-icon";
 import OffIcon from "@patternfly/react-icons/dist/esm/icons/off-icon";
 import PauseCircleIcon from "@patternfly/react-icons/dist/esm/icons/pause-circle-icon";
 import type { Vm } from "../api/vms.ts";
@@ -10,7 +11,9 @@ import { phaseView } from "./status.ts";
 export function VmStatus({ vm, showDetail = false }: { vm: Vm; showDetail?: boolean }) {
   const view = phaseView(vm);
   const icon = view.busy ? (
-    <Spinner size="sm" aria-hidden="true" />
+    <Icon status="info" isInline>
+      <InProgressIcon />
+    </Icon>
   ) : vm.status.phase === "Ready" ? (
     <Icon status="success" isInline>
       <CheckCircleIcon />
