@@ -401,7 +401,10 @@ async function copyIntoImage(
       if (existing && existing.header.type !== "dir")
         throw new RootfsError(`/${path} exists in the image and is not a directory`, `${copy.field}.dst`);
       view.mkdirs(parentOf(path), epoch);
-      view.put(path, { ...base, type: "dir" }, { kind: "none" });
+      // A directory merged into one the image has keeps that one's mode and owner (copying a folder to
+      // /etc must not change /etc), unless the spec sets them for it.
+      const explicit = top && (copy.mode !== undefined || copy.owner !== undefined);
+      if (!existing || explicit) view.put(path, { ...base, type: "dir" }, { kind: "none" });
       for (const child of (await readdir(hostFile)).sort())
         await put(view.resolve(`${path}/${child}`, false), join(hostFile, child), false);
     } else if (s.isSymbolicLink()) {
