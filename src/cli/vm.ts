@@ -51,7 +51,7 @@ function describeVm(vm: Vm): string {
   return lines.join("\n");
 }
 
-export async function readKey(pathOrKey: string): Promise<string> {
+async function readKey(pathOrKey: string): Promise<string> {
   if (/^(ssh-|ecdsa-|sk-)/.test(pathOrKey)) return pathOrKey;
   return (await readFile(pathOrKey.replace(/^~(?=\/)/, process.env.HOME ?? "~"), "utf8")).trim();
 }
@@ -77,15 +77,9 @@ async function waitForPhase(
   }
 }
 
-export function registerVmCommands(program: Command): void {
-  const vm = program
-    .command("vm")
-    .description("create and operate VMs from catalog entries (on a running `osimg serve`)")
-    .option("--server <url>", "the osimg server", process.env.OSIMG_SERVER ?? "http://127.0.0.1:8080")
-    .option("-n, --namespace <ns>", "the project namespace", process.env.OSIMG_NAMESPACE ?? "default");
-
-  vm.command("create")
-    .description("create a VM from a catalog entry; sizes default to the entry's minimums")
+/** The flags of a VM request, shared by `vm create` and `vm render`. */
+export function addRequestOptions(command: Command): Command {
+  return command
     .requiredOption("--name <name>", "the VM's name (DNS-1123 label)")
     .requiredOption("--image <os-name>", "the catalog entry's OS_NAME")
     .option("--cpu <n>", "vCPUs", (v) => Number(v))
@@ -94,23 +88,42 @@ export function registerVmCommands(program: Command): void {
     .option("--ssh-key <path-or-key...>", "SSH public keys (files or the keys themselves)")
     .option("--password-stdin", "read a password for CLOUD_USER from standard input")
     .option("--user-data <file>", "a #cloud-config merged over the entry's CLOUD_INIT")
-    .option("--run-strategy <strategy>", "Always, RerunOnFailure, Manual, Halted or Once")
+    .option("--run-strategy <strategy>", "Always, RerunOnFailure, Manual, Halted or Once");
+}
+
+/** The request body of those flags: SSH keys read from their files, the password from standard input. */
+export async function requestBody(options: Record<string, unknown>): Promise<Record<string, unknown>> {
+  return {
+    name: options.name,
+    image: options.image,
+    cpu: options.cpu,
+    memory: options.memory,
+    storage: options.storage,
+    sshKeys: await Promise.all(((options.sshKey as string[] | undefined) ?? []).map(readKey)),
+    password: options.passwordStdin ? (await readStdin()).replace(/\r?\n$/, "") : undefined,
+    userData: options.userData ? await readFile(options.userData as string, "utf8") : undefined,
+    runStrategy: options.runStrategy,
+  };
+}
+
+export function registerVmCommands(program: Command): void {
+  const vm = program
+    .command("vm")
+    .description("create and operate VMs from catalog entries (on a running `osimg serve`)")
+    .option("--server <url>", "the osimg server", process.env.OSIMG_SERVER ?? "http://127.0.0.1:8080")
+    .option("-n, --namespace <ns>", "the project namespace", process.env.OSIMG_NAMESPACE ?? "default");
+
+  addRequestOptions(
+    vm
+      .command("create")
+      .description("create a VM from a catalog entry; sizes default to the entry's minimums"),
+  )
     .option("--wait", "wait until the VM is Ready (or fails)")
     .option("--dry-run", "print what would be created, create nothing")
     .action(
       handled(async (options: Record<string, unknown>, command: Command) => {
         const { api, namespace } = client(command);
-        const body = {
-          name: options.name,
-          image: options.image,
-          cpu: options.cpu,
-          memory: options.memory,
-          storage: options.storage,
-          sshKeys: await Promise.all(((options.sshKey as string[] | undefined) ?? []).map(readKey)),
-          password: options.passwordStdin ? (await readStdin()).replace(/\r?\n$/, "") : undefined,
-          userData: options.userData ? await readFile(options.userData as string, "utf8") : undefined,
-          runStrategy: options.runStrategy,
-        };
+        const body = await requestBody(options);
         if (options.dryRun) {
           const { rendered } = await api.request<{ rendered: { text: string } }>(
             "POST",
@@ -238,7 +251,7 @@ export function registerVmCommands(program: Command): void {
   registerRenderCommand(vm);
 }
 
-export async function readStdin(): Promise<string> {
+async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];
   for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
   return Buffer.concat(chunks).toString("utf8");

@@ -17,7 +17,7 @@ import { CoreV1Api, type CoreV1Event, type KubeConfig, type V1ConfigMap } from "
 import type { Logger } from "pino";
 import { stringify } from "yaml";
 import { type KubeFailure, kubeFailure } from "../../kube/client.ts";
-import { ListWatch } from "../../kube/list-watch.ts";
+import { ListWatch, type ListWatchOptions } from "../../kube/list-watch.ts";
 import {
   buildCatalog,
   type Catalog,
@@ -124,27 +124,79 @@ class CatalogEvents {
   }
 }
 
-export class ConfigMapCatalogSource implements EditableSource {
+type WatcherOptions = Pick<
+  ConfigMapSourceOptions,
+  "kubeConfig" | "logger" | "instance" | "watchTimeoutSeconds" | "idleTimeoutMs" | "backoff"
+>;
+
+/** What both sources share: a list+watch of ConfigMaps, and Events for the catalogs they reject. */
+abstract class ConfigMapWatcher {
+  protected readonly core: CoreV1Api;
+  protected readonly events: CatalogEvents;
+  readonly #options: WatcherOptions;
+  #listWatch: ListWatch<V1ConfigMap> | undefined;
+
+  constructor(options: WatcherOptions) {
+    this.#options = options;
+    this.core = options.kubeConfig.makeApiClient(CoreV1Api);
+    this.events = new CatalogEvents(this.core, options.logger, options.instance);
+  }
+
+  /** Sets up the list+watch (in the subclass's constructor, whose callbacks it takes). */
+  protected watch(
+    options: Omit<ListWatchOptions<V1ConfigMap>, "kubeConfig" | "logger" | keyof WatcherOptions>,
+  ): void {
+    const { kubeConfig, logger, watchTimeoutSeconds, idleTimeoutMs, backoff } = this.#options;
+    this.#listWatch = new ListWatch<V1ConfigMap>({
+      ...options,
+      kubeConfig,
+      logger,
+      watchTimeoutSeconds,
+      idleTimeoutMs,
+      backoff,
+    });
+  }
+
+  get #watcher(): ListWatch<V1ConfigMap> {
+    if (!this.#listWatch) throw new Error("watch() was not called");
+    return this.#listWatch;
+  }
+
+  /** The resourceVersion the next watch resumes from. */
+  get resourceVersion(): string | undefined {
+    return this.#watcher.resourceVersion;
+  }
+
+  /** Counters for tests and logs: lists done, watches opened, relists after 410 or a too-large resourceVersion, Events created. */
+  get stats(): { lists: number; watches: number; relists: number; events: number } {
+    return { ...this.#watcher.stats, events: this.events.count };
+  }
+
+  /** Lists once (what is found is offered), then keeps watching in the background. */
+  async start(): Promise<void> {
+    await this.#watcher.start();
+  }
+
+  async stop(): Promise<void> {
+    await this.#watcher.stop();
+  }
+}
+
+export class ConfigMapCatalogSource extends ConfigMapWatcher implements EditableSource {
   readonly #options: ConfigMapSourceOptions;
-  readonly #core: CoreV1Api;
-  readonly #listWatch: ListWatch<V1ConfigMap>;
-  readonly #events: CatalogEvents;
   /** The version last offered to the state (or why none could be), so equal content is offered once. */
   #offered: string | undefined;
 
   constructor(options: ConfigMapSourceOptions) {
+    super(options);
     this.#options = options;
     const { namespace, name, state } = options;
-    this.#core = options.kubeConfig.makeApiClient(CoreV1Api);
-    this.#events = new CatalogEvents(this.#core, options.logger, options.instance);
     const fieldSelector = `metadata.name=${name}`;
-    this.#listWatch = new ListWatch<V1ConfigMap>({
-      kubeConfig: options.kubeConfig,
-      logger: options.logger,
+    this.watch({
       what: `ConfigMap ${namespace}/${name}`,
       path: `/api/v1/namespaces/${encodeURIComponent(namespace)}/configmaps`,
       fieldSelector,
-      list: () => this.#core.listNamespacedConfigMap({ namespace, fieldSelector }),
+      list: () => this.core.listNamespacedConfigMap({ namespace, fieldSelector }),
       onList: (items) => {
         const found = items[0];
         if (found) this.#offerConfigMap(found);
@@ -159,9 +211,6 @@ export class ConfigMapCatalogSource implements EditableSource {
         if (type === "DELETED") this.#offerMissing(`ConfigMap ${namespace}/${name} was deleted`);
         else this.#offerConfigMap(configMap);
       },
-      watchTimeoutSeconds: options.watchTimeoutSeconds,
-      idleTimeoutMs: options.idleTimeoutMs,
-      backoff: options.backoff,
     });
   }
 
@@ -169,29 +218,10 @@ export class ConfigMapCatalogSource implements EditableSource {
     return { kind: "configmap", location: `${this.#options.namespace}/${this.#options.name}` };
   }
 
-  /** The resourceVersion the next watch resumes from. */
-  get resourceVersion(): string | undefined {
-    return this.#listWatch.resourceVersion;
-  }
-
-  /** Counters for tests and logs: lists done, watches opened, relists after 410 or a too-large resourceVersion, Events created. */
-  get stats(): { lists: number; watches: number; relists: number; events: number } {
-    return { ...this.#listWatch.stats, events: this.#events.count };
-  }
-
-  /** Lists the ConfigMap once (served when good), then keeps watching it in the background. */
-  async start(): Promise<void> {
-    await this.#listWatch.start();
-  }
-
-  async stop(): Promise<void> {
-    await this.#listWatch.stop();
-  }
-
   /** The images.yaml text as the API server holds it now. */
   async readText(): Promise<SourceText> {
     const { namespace, name } = this.#options;
-    const configMap = await this.#core.readNamespacedConfigMap({ namespace, name });
+    const configMap = await this.core.readNamespacedConfigMap({ namespace, name });
     const text = configMap.data?.[CONFIGMAP_KEY] ?? "";
     return { text, version: catalogVersion(text) };
   }
@@ -206,10 +236,10 @@ export class ConfigMapCatalogSource implements EditableSource {
     const candidate = buildCatalog(text, this.source);
     if (!isServable(candidate)) return { ok: false, reason: "invalid", findings: candidate.findings };
     try {
-      const configMap = await this.#core.readNamespacedConfigMap({ namespace, name });
+      const configMap = await this.core.readNamespacedConfigMap({ namespace, name });
       const current = catalogVersion(configMap.data?.[CONFIGMAP_KEY] ?? "");
       if (current !== expectedVersion) return { ok: false, reason: "conflict", version: current };
-      const updated = await this.#core.replaceNamespacedConfigMap({
+      const updated = await this.core.replaceNamespacedConfigMap({
         namespace,
         name,
         body: { ...configMap, data: { ...configMap.data, [CONFIGMAP_KEY]: text } },
@@ -238,7 +268,7 @@ export class ConfigMapCatalogSource implements EditableSource {
     const { state } = this.#options;
     const servedBefore = state.served?.catalog.version;
     if (!state.offer(candidate) && this.#options.events !== false)
-      void this.#events.report(configMap, candidate, servedBefore);
+      void this.events.report(configMap, candidate, servedBefore);
   }
 
   #offerMissing(why: string): void {
@@ -264,24 +294,19 @@ export interface OverlaySourceOptions {
  * Project overlays: every ConfigMap labelled osimg.io/catalog=true, in any namespace, adds its entries to
  * that namespace's catalog (see CatalogState.offerOverlay). One list+watch across the cluster.
  */
-export class OverlayCatalogSource {
+export class OverlayCatalogSource extends ConfigMapWatcher {
   readonly #options: OverlaySourceOptions;
-  readonly #listWatch: ListWatch<V1ConfigMap>;
-  readonly #events: CatalogEvents;
   /** namespace/name → the catalog version last offered. */
   readonly #offered = new Map<string, string>();
 
   constructor(options: OverlaySourceOptions) {
+    super(options);
     this.#options = options;
-    const core = options.kubeConfig.makeApiClient(CoreV1Api);
-    this.#events = new CatalogEvents(core, options.logger, options.instance);
-    this.#listWatch = new ListWatch<V1ConfigMap>({
-      kubeConfig: options.kubeConfig,
-      logger: options.logger,
+    this.watch({
       what: `ConfigMaps labelled ${OVERLAY_SELECTOR}`,
       path: "/api/v1/configmaps",
       labelSelector: OVERLAY_SELECTOR,
-      list: () => core.listConfigMapForAllNamespaces({ labelSelector: OVERLAY_SELECTOR }),
+      list: () => this.core.listConfigMapForAllNamespaces({ labelSelector: OVERLAY_SELECTOR }),
       onList: (items) => {
         const present = new Set(items.map(keyOf));
         for (const key of [...this.#offered.keys()]) if (!present.has(key)) this.#remove(key);
@@ -291,22 +316,7 @@ export class OverlayCatalogSource {
         if (type === "DELETED") this.#remove(keyOf(configMap));
         else this.#offer(configMap);
       },
-      watchTimeoutSeconds: options.watchTimeoutSeconds,
-      idleTimeoutMs: options.idleTimeoutMs,
-      backoff: options.backoff,
     });
-  }
-
-  get stats(): { lists: number; watches: number; relists: number; events: number } {
-    return { ...this.#listWatch.stats, events: this.#events.count };
-  }
-
-  async start(): Promise<void> {
-    await this.#listWatch.start();
-  }
-
-  async stop(): Promise<void> {
-    await this.#listWatch.stop();
   }
 
   #offer(configMap: V1ConfigMap): void {
@@ -319,7 +329,7 @@ export class OverlayCatalogSource {
     const { state } = this.#options;
     const before = state.overlay(namespace, name)?.served?.version;
     if (!state.offerOverlay(namespace, name, candidate) && this.#options.events !== false)
-      void this.#events.report(configMap, candidate, before);
+      void this.events.report(configMap, candidate, before);
   }
 
   #remove(key: string): void {
