@@ -99,10 +99,14 @@ export class ListWatch<T extends { metadata?: { resourceVersion?: string } }> {
       if (outcome === "relist") {
         this.stats.relists++;
         needList = true;
-      } else if (outcome === "failed" || !healthy) {
+      } else if (!healthy) {
         // A watch the server ends at once, again and again, must not become a busy loop.
         needList = true;
         await this.#backoff();
+      } else if (outcome === "failed") {
+        // A watch that worked and broke (a dropped connection): list again at once; if the server is
+        // gone, the failing list backs off.
+        needList = true;
       }
     }
   }
