@@ -2,8 +2,14 @@ import type { Browser } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ensureWebBuilt } from "../web/build.ts";
 import { launchBrowser, openPage, type WatchedPage } from "./e2e/browser.ts";
-import { LOCAL_ENTRY, type RoleTokens, startTokenServer } from "./support/auth.ts";
-import type { TestServer } from "./support/server.ts";
+import {
+  LOCAL_ENTRY,
+  type RoleTokens,
+  startIssuer,
+  startTokenServer,
+  type TestIssuer,
+} from "./support/auth.ts";
+import { startTestServer, type TestServer, tempDir } from "./support/server.ts";
 
 const STEP_MS = 20_000;
 const ENTRY = LOCAL_ENTRY;
@@ -80,5 +86,47 @@ describe("logging in to the UI", { timeout: 120_000 }, () => {
     expect(await page.evaluate(() => sessionStorage.getItem("osimg.token"))).toBeNull();
     await ui.screenshot("auth-04-signed-out");
     expect(ui.errors).toEqual([]);
+  });
+});
+
+describe("logging in through an OIDC issuer", { timeout: 120_000 }, () => {
+  let issuer: TestIssuer;
+  let oidcServer: TestServer;
+  beforeAll(async () => {
+    issuer = await startIssuer("osimg-ui");
+    oidcServer = await startTestServer({
+      dataDir: tempDir("osimg-ui-oidc-"),
+      auth: { mode: "oidc", issuer: issuer.issuer, audience: "osimg-ui" },
+    });
+  });
+  afterAll(async () => {
+    await oidcServer?.stop();
+    await issuer?.stop();
+  });
+
+  it("goes to the issuer and back (code + PKCE), landing on the page asked for", async () => {
+    const watched = await openPage(browser);
+    const { page } = watched;
+    try {
+      await page.goto(`${oidcServer.url}/vms?ns=demo`);
+      const button = page.getByRole("button", { name: `Sign in with ${new URL(issuer.issuer).host}` });
+      await button.waitFor({ timeout: STEP_MS });
+      await watched.screenshot("auth-05-oidc-login");
+      await button.click();
+      await page.waitForURL(`${oidcServer.url}/vms?ns=demo`, { timeout: STEP_MS });
+      await page.getByText("bob").waitFor({ timeout: STEP_MS });
+      expect(issuer.hits.token).toBe(1);
+      const token = (await page.evaluate("sessionStorage.getItem('osimg.token')")) as string;
+      expect(token.split(".")).toHaveLength(3);
+      await watched.screenshot("auth-06-oidc-signed-in");
+
+      // A callback this tab did not start is refused, with the reason.
+      await page.evaluate("sessionStorage.clear()");
+      await page.goto(`${oidcServer.url}/auth/callback?code=stolen&state=guess`);
+      await page.getByText(/state mismatch/).waitFor({ timeout: STEP_MS });
+      expect(watched.errors).toEqual([]);
+    } finally {
+      await watched.context.close();
+    }
   });
 });

@@ -74,18 +74,19 @@ export function LoginPage({
       textContent="OS images for virtual machines: the catalog, image intake, VMs."
     >
       {error ? <Alert variant="danger" isInline isPlain title={error} /> : null}
-      {redirect ? (
-        <ActionGroup>
-          <Button
-            variant="primary"
-            isBlock
-            onClick={() => startLogin(config).catch((e: unknown) => setError(String(e)))}
-          >
-            Sign in with {issuerName}
-          </Button>
-        </ActionGroup>
-      ) : null}
       <Form onSubmit={submit} noValidate>
+        {redirect ? (
+          <ActionGroup>
+            <Button
+              type="button"
+              variant="primary"
+              isBlock
+              onClick={() => startLogin(config).catch((e: unknown) => setError(String(e)))}
+            >
+              Sign in with {issuerName}
+            </Button>
+          </ActionGroup>
+        ) : null}
         <FormGroup
           label={redirect ? "Or paste a token" : "Access token"}
           isRequired={!redirect}
