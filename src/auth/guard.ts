@@ -132,8 +132,14 @@ export class Guard {
         issuer: oidc.options.issuer,
         audience: oidc.options.audience,
         clientId: oidc.options.clientId,
-        // Where the login page sends the browser; absent while the issuer cannot be reached.
-        authorizationEndpoint: (await oidc.discovery().catch(() => undefined))?.doc.authorizationEndpoint,
+        // Where the login page sends the browser; absent while the issuer cannot be reached (the page
+        // then offers pasting a token, without waiting long for the issuer).
+        authorizationEndpoint: (
+          await Promise.race([
+            oidc.discovery().catch(() => undefined),
+            new Promise<undefined>((resolve) => setTimeout(resolve, 2000).unref()),
+          ])
+        )?.doc.authorizationEndpoint,
       }),
       ...options,
     });
