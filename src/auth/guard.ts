@@ -137,7 +137,7 @@ export class Guard {
         authorizationEndpoint: (
           await Promise.race([
             oidc.discovery().catch(() => undefined),
-            new Promise<undefined>((resolve) => setTimeout(resolve, 2000).unref()),
+            new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), 2000).unref()),
           ])
         )?.doc.authorizationEndpoint,
       }),
