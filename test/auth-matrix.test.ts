@@ -5,10 +5,18 @@
 // harmless inputs (absent names, empty bodies), so they are refused later (400/404/428) without effect.
 
 import { readFileSync } from "node:fs";
+import Fastify from "fastify";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Guard } from "../src/auth/guard.ts";
 import { decide, POLICY_TABLE, ruleFor } from "../src/auth/policy-table.ts";
 import type { Principal } from "../src/auth/principal.ts";
-import { type DeclaredRoute, declaredRoutes, routesWithoutPolicy } from "../src/server/policy.ts";
+import { installErrorHandler } from "../src/server/errors.ts";
+import {
+  type DeclaredRoute,
+  declaredRoutes,
+  installAuthorization,
+  routesWithoutPolicy,
+} from "../src/server/policy.ts";
 import { bearer, OTHER, OWN, type RoleTokens, startTokenServer, upgrade } from "./support/auth.ts";
 import type { TestServer } from "./support/server.ts";
 
@@ -172,6 +180,26 @@ describe("the access matrix", () => {
     }
     expect(ruleFor("catalog.write", "cluster")?.who).toBe("admin");
     expect(ruleFor("catalog.read", "cluster")?.who).toBe("authenticated");
+  });
+
+  it("refuses a route whose action and scope have no rule, even one declared public", async () => {
+    const app = Fastify();
+    installErrorHandler(app);
+    installAuthorization(app, Guard.none().authorize);
+    app.put(
+      "/wide-open",
+      { config: { policy: { action: "catalog.write", scope: "public" } } },
+      async () => "edited",
+    );
+    app.get("/healthz", { config: { policy: { action: "health.read", scope: "public" } } }, async () => "ok");
+    try {
+      const refused = await app.inject({ method: "PUT", url: "/wide-open" });
+      expect(refused.statusCode).toBe(500);
+      expect(refused.json()).toMatchObject({ error: "no_policy" });
+      expect((await app.inject({ url: "/healthz" })).body).toBe("ok");
+    } finally {
+      await app.close();
+    }
   });
 
   it("is documented as it is: docs/security.md shows the code's table", () => {

@@ -38,7 +38,7 @@ export interface Policy {
 
 export interface AccessRequest {
   action: Action;
-  scope: Exclude<Policy["scope"], "public">;
+  scope: Policy["scope"];
   namespace: string | undefined;
   request: FastifyRequest;
 }
@@ -120,7 +120,7 @@ export function installAuthorization(app: FastifyInstance, authorize: Authorizer
         );
       }
     }
-    if (policy.scope === "public") return;
+    // Public routes are asked too: the authorizer's table must say "anyone" for them.
     if (!(await authorize({ action: policy.action, scope: policy.scope, namespace, request }))) {
       throw new ApiError(
         403,
