@@ -17,7 +17,7 @@ import { requestAttributes } from "./support/fake-kube/rbac.ts";
 import { KUBEVIRT_STREAM_PROTOCOL } from "./support/fake-kube/server.ts";
 
 const NS = "demo";
-const waitFor = <T>(check: () => T | Promise<T>) => vi.waitFor(check, { timeout: 15_000, interval: 20 });
+const waitFor = <T>(check: () => T | Promise<T>) => vi.waitFor(check, { timeout: 60_000, interval: 20 });
 const VMS = { group: "kubevirt.io", version: "v1", namespace: NS, plural: "virtualmachines" } as const;
 const DVS = { group: "cdi.kubevirt.io", version: "v1beta1", namespace: NS, plural: "datavolumes" } as const;
 
@@ -138,7 +138,7 @@ describe("users and RBAC", () => {
   });
 });
 
-describe("console and vnc subresources", () => {
+describe("console and vnc subresources", { timeout: 60_000 }, () => {
   const open = (url: string) =>
     new Promise<{ socket: WebSocket; first: string }>((resolve, reject) => {
       const socket = new WebSocket(url, [KUBEVIRT_STREAM_PROTOCOL], {
@@ -191,7 +191,7 @@ describe("console and vnc subresources", () => {
   });
 });
 
-describe("KubeVirt behaviour", () => {
+describe("KubeVirt behaviour", { timeout: 60_000 }, () => {
   it("checks a VM against its cluster preference's requirements, and the preference's existence", async () => {
     fake = await FakeKube.start({ namespaces: ["default", NS] });
     const custom = fake.kubeConfig().makeApiClient(CustomObjectsApi);

@@ -24,7 +24,7 @@ function osimg(args: string[], input?: string) {
 type Doc = Record<string, any>;
 const docs = (text: string) => parseAllDocuments(text).map((d) => d.toJS() as Doc);
 
-describe("osimg vm render", () => {
+describe("osimg vm render", { timeout: 120_000 }, () => {
   it("prints the manifests of a VM from a catalog file, with the settings given", () => {
     const catalog = join(dir, "images.yaml");
     writeFileSync(catalog, fixture("kube-dc/document-examples.yaml"));
@@ -87,7 +87,7 @@ describe("osimg vm render", () => {
   });
 });
 
-describe("osimg catalog export", () => {
+describe("osimg catalog export", { timeout: 120_000 }, () => {
   it("--preferences prints a VirtualMachineClusterPreference per entry, or writes them to a file", () => {
     const { code, stdout } = osimg(["catalog", "export", "--preferences"]);
     expect(code).toBe(0);

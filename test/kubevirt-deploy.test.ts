@@ -7,6 +7,7 @@
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { readdir } from "node:fs/promises";
+import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { CoreV1Api, CustomObjectsApi } from "@kubernetes/client-node";
@@ -23,8 +24,20 @@ const DEPLOY = join(PROJECT_ROOT, "deploy");
 const BIN = join(PROJECT_ROOT, "bin", "osimg.js");
 const SA_USER = "system:serviceaccount:osimg:osimg";
 const NS = "tenant-a";
-const waitFor = <T>(check: () => T | Promise<T>, timeout = 20_000) =>
+const waitFor = <T>(check: () => T | Promise<T>, timeout = 60_000) =>
   vi.waitFor(check, { timeout, interval: 25 });
+
+/** A port nothing listens on now (the OS picks it). */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
 
 type Manifest = {
   apiVersion: string;
@@ -85,7 +98,7 @@ type Deployment = Manifest & {
   };
 };
 
-describe("kubectl kustomize deploy/", () => {
+describe("kubectl kustomize deploy/", { timeout: 60_000 }, () => {
   const objects = kustomize(DEPLOY);
   const deployment = find(objects, "Deployment", "osimg") as Deployment;
   const pod = deployment.spec.template.spec;
@@ -205,7 +218,7 @@ async function startOsimg(
     .containers[0] as Container;
   const kubeconfig = join(dir, "kubeconfig");
   await cluster.fake.writeKubeconfig(kubeconfig, "osimg", "osimg-sa-token");
-  const port = 20_000 + Math.floor(Math.random() * 20_000);
+  const port = await freePort();
   const args = container.args.map((a) =>
     a.startsWith("--host=")
       ? "--host=127.0.0.1"
@@ -371,10 +384,10 @@ describe.each([
     expect(cluster.refused).toEqual([]);
     const unused = cluster.permissions.filter((p) => !cluster.used.has(p)).map(describePermission);
     expect(unused).toEqual([]);
-  });
+  }, 300_000);
 });
 
-describe("Dockerfile", () => {
+describe("Dockerfile", { timeout: 180_000 }, () => {
   const dockerfile = readFileSync(join(PROJECT_ROOT, "Dockerfile"), "utf8");
   const ignored = readFileSync(join(PROJECT_ROOT, ".dockerignore"), "utf8")
     .split("\n")
@@ -446,7 +459,7 @@ describe("Dockerfile", () => {
         [...dockerfile.matchAll(/(OSIMG_\w+)=(\S+)/g)].map((m) => [m[1] as string, m[2] as string]),
       );
       expect(env).toEqual({ OSIMG_DATA_DIR: "/var/lib/osimg", OSIMG_HOST: "0.0.0.0", OSIMG_PORT: "8080" });
-      const port = 20_000 + Math.floor(Math.random() * 20_000);
+      const port = await freePort();
       // ENTRYPOINT + CMD, with the image's environment (the address and the data directory made local).
       const child = spawn(process.execPath, ["bin/osimg.js", "serve"], {
         cwd: app,

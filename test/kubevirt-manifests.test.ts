@@ -127,7 +127,7 @@ function problemsOf(manifests: KubevirtManifests, preferences: Map<string, unkno
   return [...causes, ...empty].map((c) => `${c.field}: ${c.message}`);
 }
 
-describe("every entry × every settings combination × every request variant", () => {
+describe("every entry × every settings combination × every request variant", { timeout: 120_000 }, () => {
   for (const { catalog, entry } of ALL_ENTRIES) {
     it(`${catalog}: ${entry.spec.name}`, () => {
       // The cluster has the preferences of the catalog being served.
@@ -169,7 +169,7 @@ describe("every entry × every settings combination × every request variant", (
   });
 });
 
-describe("through the real client to the fake API server", () => {
+describe("through the real client to the fake API server", { timeout: 300_000 }, () => {
   let fake: FakeKube;
   let custom: CustomObjectsApi;
   let core: CoreV1Api;

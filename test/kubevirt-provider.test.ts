@@ -20,7 +20,7 @@ import { type AccessCheck, FakeKube } from "./support/fake-kube/index.ts";
 import { entriesOf, SSH_KEY, specFor, TEST_CATALOGS } from "./support/fake-kube/vm-specs.ts";
 
 const logger = pino({ level: process.env.OSIMG_TEST_LOG ?? "silent" });
-const waitFor = <T>(check: () => T | Promise<T>, timeout = 15_000) =>
+const waitFor = <T>(check: () => T | Promise<T>, timeout = 60_000) =>
   vi.waitFor(check, { timeout, interval: 20 });
 
 const CATALOG_NS = "kube-dc";
@@ -139,7 +139,7 @@ async function exchange(url: string, send: string | undefined, until: RegExp): P
   return received;
 }
 
-describe("VMs on KubeVirt through the API (service account)", () => {
+describe("VMs on KubeVirt through the API (service account)", { timeout: 120_000 }, () => {
   let h: Harness;
   beforeAll(async () => {
     h = await start();
@@ -444,7 +444,7 @@ describe("VMs on KubeVirt through the API (service account)", () => {
   });
 });
 
-describe("the caller's Kubernetes token passed through (identity: caller)", () => {
+describe("the caller's Kubernetes token passed through (identity: caller)", { timeout: 120_000 }, () => {
   // alice may do anything in tenant-a; bob nothing with VMs; osimg's own token (osimg-token) may read the
   // catalog ConfigMaps, write Events and review tokens, and has no right over VMs at all.
   const users = {
@@ -525,7 +525,6 @@ describe("the caller's Kubernetes token passed through (identity: caller)", () =
   });
 
   it("streams changes from a watch opened with the subscriber's token", async () => {
-    const watchesBefore = h.fake.openWatches;
     const controller = new AbortController();
     const events: string[] = [];
     const stream = await fetch(`${h.server.url}/api/v1/namespaces/${NS}/vm-events`, {
@@ -545,15 +544,17 @@ describe("the caller's Kubernetes token passed through (identity: caller)", () =
         ),
       ).toBe(true),
     );
+    // VMs, instances, DataVolumes: one watch each, with alice's token.
+    await waitFor(() => expect(h.fake.openWatchesOf("alice-token")).toBe(3));
     await h.api(`/api/v1/namespaces/${NS}/vms`, post({ name: "watched", image: "CirrOS" }, "alice-token"));
     await waitFor(() => expect(events.join("")).toContain('"name":"watched"'));
     controller.abort();
-    // The subscriber's watches end with its stream; osimg's catalog watches stay.
-    await waitFor(() => expect(h.fake.openWatches).toBe(watchesBefore));
+    // The subscriber's watches (VMs, instances, DataVolumes) end with its stream.
+    await waitFor(() => expect(h.fake.openWatchesOf("alice-token")).toBe(0));
   });
 });
 
-describe("KubevirtProvider directly", () => {
+describe("KubevirtProvider directly", { timeout: 180_000 }, () => {
   let fake: FakeKube;
   afterEach(async () => {
     await fake?.close();

@@ -16,7 +16,7 @@ import { catalogYaml, positionOf, UBUNTU } from "./support/catalogs.ts";
 import { FakeKube } from "./support/fake-kube/index.ts";
 
 const logger = pino({ level: process.env.OSIMG_TEST_LOG ?? "silent" });
-const waitFor = <T>(check: () => T | Promise<T>) => vi.waitFor(check, { timeout: 15_000, interval: 20 });
+const waitFor = <T>(check: () => T | Promise<T>) => vi.waitFor(check, { timeout: 60_000, interval: 20 });
 
 const url = (name: string) => `http://127.0.0.1:9/${name}.img`;
 const entry = (name: string, extra: Record<string, string> = {}) => ({
@@ -107,7 +107,7 @@ describe("CatalogState overlays", () => {
   });
 });
 
-describe("overlays from labelled ConfigMaps, served by osimg serve --configmap", () => {
+describe("overlays from labelled ConfigMaps, served by osimg serve --configmap", { timeout: 120_000 }, () => {
   let fake: FakeKube;
   let core: CoreV1Api;
   let server: RunningServer;

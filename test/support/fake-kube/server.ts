@@ -89,6 +89,8 @@ export interface RecordedRequest {
 
 interface ActiveWatch {
   response: ServerResponse;
+  /** The bearer token the watch was opened with. */
+  token: string | undefined;
   bookmarks: boolean;
   sendBookmark(): void;
   close(): void;
@@ -219,6 +221,11 @@ export class FakeKube {
   /** Number of watch streams open now. */
   get openWatches(): number {
     return this.#watches.size;
+  }
+
+  /** Watch streams open now that were opened with this bearer token. */
+  openWatchesOf(token: string): number {
+    return [...this.#watches].filter((w) => w.token === token).length;
   }
 
   /**
@@ -728,6 +735,7 @@ export class FakeKube {
         : undefined;
     const active: ActiveWatch = {
       response: res,
+      token: bearerToken(req),
       bookmarks,
       sendBookmark: () => bookmark(),
       close: () => {
