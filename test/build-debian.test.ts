@@ -87,7 +87,7 @@ describe("a Debian image built from examples/debian-cloud", () => {
       format: "qcow2",
       "virtual-size": (1 + 128 + 2048 + 1) * 2 ** 20,
     });
-  });
+  }, 300_000);
 
   it("has what the spec asked for: users, files with modes and owners, the unit, the chroot script's work", async () => {
     const rootfs = await tarFiles(join(dir, "out", "rootfs.tar"));
