@@ -1,19 +1,9 @@
 // Shared pieces of the benchmarks: free ports, child servers, load runs, and printing figures side by side.
 import { type ChildProcess, spawn } from "node:child_process";
-import { createServer } from "node:net";
 import autocannon from "autocannon";
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() =>
-        typeof address === "object" && address ? resolve(address.port) : reject(new Error("no port")),
-      );
-    });
-  });
-}
+/** A free port on 127.0.0.1 (the one helper the VM provider uses too). */
+export { findFreePort as freePort } from "../src/vms/providers/qemu/ports.ts";
 
 /** Starts a process and waits until `url` answers; the process is killed by `stop`. */
 export async function startProcess(
