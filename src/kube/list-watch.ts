@@ -92,6 +92,8 @@ export class ListWatch<T extends { metadata?: { resourceVersion?: string } }> {
         }
         needList = false;
       }
+      // Stopped while listing: no new watch (nothing would end it before the server's timeout).
+      if (this.#stopped) return;
       const { outcome, healthy } = await this.#watchOnce();
       if (this.#stopped) return;
       // Backoff grows across failures and is forgotten once a watch has worked.
@@ -112,6 +114,7 @@ export class ListWatch<T extends { metadata?: { resourceVersion?: string } }> {
   }
 
   async #backoff(): Promise<void> {
+    if (this.#stopped) return;
     const { initialMs, maxMs } = this.#options.backoff ?? { initialMs: 200, maxMs: 10_000 };
     const ceiling = Math.min(maxMs, initialMs * 2 ** this.#failures);
     this.#failures++;
