@@ -49,10 +49,17 @@ describe("phases", () => {
       ["ErrImagePull", false, "Failed"],
       ["DataVolumeError", false, "Failed"],
     ];
+    const running = vmi({ phase: "Running" });
     for (const [printableStatus, ready, phase] of cases)
-      expect(phaseOf(vm({ printableStatus, ready }), undefined, [dv("Succeeded")]), printableStatus).toBe(
+      expect(phaseOf(vm({ printableStatus, ready }), running, [dv("Succeeded")]), printableStatus).toBe(
         phase,
       );
+  });
+
+  it("says Starting while the instance of a running VM is not running yet (a restart)", () => {
+    const ready = vm({ printableStatus: "Running", ready: true });
+    expect(phaseOf(ready, vmi({ phase: "Scheduling" }), [])).toBe("Starting");
+    expect(phaseOf(ready, undefined, [])).toBe("Starting");
   });
 
   it("says Paused when the instance is paused, Failed when it or an import failed", () => {

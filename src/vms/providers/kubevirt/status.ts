@@ -103,6 +103,8 @@ export function phaseOf(
       return "Stopping";
     case "Running":
     case "Migrating":
+      // The VM's status lags its instance's: a restart's new instance is not running yet.
+      if (vmi?.status?.phase !== "Running") return "Starting";
       return paused ? "Paused" : vm.status?.ready ? "Ready" : "Running";
   }
   // No status yet (just created): what the imports and the run strategy say.
