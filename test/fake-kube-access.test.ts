@@ -151,28 +151,23 @@ describe("console and vnc subresources", { timeout: 60_000 }, () => {
 
   it("streams to a running VMI with KubeVirt's subprotocol, and refuses one that is not running", async () => {
     fake = await FakeKube.start({ namespaces: ["default", NS] });
-    const custom = fake.kubeConfig().makeApiClient(CustomObjectsApi);
     const base = `${fake.url.replace("http", "ws")}/apis/subresources.kubevirt.io/v1/namespaces/${NS}/virtualmachineinstances`;
     await expect(open(`${base}/web/console`)).rejects.toThrow("HTTP 404");
-    await custom.createNamespacedCustomObject({ ...VMS, body: vm("web", { runStrategy: "Halted" }) });
-    await custom.createNamespacedCustomObject({
-      group: "kubevirt.io",
-      version: "v1",
-      namespace: NS,
-      plural: "virtualmachineinstances",
-      body: { metadata: { name: "web" }, spec: { domain: { devices: {} } } },
+    // A VMI of its own, its phase set by hand (the controllers would move it on by themselves).
+    fake.controllers.stop();
+    const vmiType = fake.cluster.typeOfKind("VirtualMachineInstance");
+    const created = fake.cluster.create(vmiType, NS, {
+      metadata: { name: "web" },
+      spec: { domain: { devices: {} } },
     });
     await expect(open(`${base}/web/console`)).rejects.toThrow("HTTP 400");
-    await waitFor(async () => {
-      const vmi = (await custom.getNamespacedCustomObject({
-        group: "kubevirt.io",
-        version: "v1",
-        namespace: NS,
-        plural: "virtualmachineinstances",
-        name: "web",
-      })) as { status?: { phase?: string } };
-      expect(vmi.status?.phase).toBe("Running");
-    });
+    fake.cluster.update(
+      vmiType,
+      NS,
+      "web",
+      { ...created, status: { phase: "Running" } },
+      { subresource: "status" },
+    );
     const serial = await open(`${base}/web/console`);
     expect(serial.socket.protocol).toBe(KUBEVIRT_STREAM_PROTOCOL);
     expect(serial.first).toBe("\r\nweb login: ");
