@@ -19,7 +19,7 @@ import {
   symlinkSync,
   writeFileSync,
 } from "node:fs";
-import { tmpdir } from "node:os";
+import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Vm } from "../src/vms/model.ts";
 import { probeAccelerator } from "../src/vms/providers/qemu/accel.ts";
@@ -258,7 +258,11 @@ function memoryOf(pid: number): { rss: number; hwm: number } {
 
 const median = (values: number[]) => percentile(values, 50);
 
+/** The machine's 1-minute load average: other work on these 2 cores makes single runs vary by 2x. */
+const load = () => loadavg()[0]?.toFixed(1) ?? "?";
+
 try {
+  log(`load average at the start: ${load()}`);
   const rows: (string | number)[][] = [];
   const ratios: { guest: string; same: number; minimal: number }[] = [];
   for (const g of guests) {
@@ -304,7 +308,7 @@ try {
     );
   }
   printTable(
-    `Time to Ready (median seconds, ${accel.toUpperCase()}; by hand: to cloud-init's finished line or the agent's answer)`,
+    `Time to Ready (median seconds, ${accel.toUpperCase()}, load average now ${load()}; by hand: to cloud-init's finished line or the agent's answer)`,
     ["run", "client s", "server's timeToReady s", "runs"],
     rows,
   );
