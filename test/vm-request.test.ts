@@ -44,6 +44,24 @@ describe("validateVmRequest", () => {
     });
   });
 
+  it("accepts a Windows entry (CLOUD_USER Administrator) with SSH keys and user data", () => {
+    const windows = parseCatalog(
+      catalogYaml([
+        {
+          OS_NAME: "Windows",
+          CLOUD_USER: "Administrator",
+          OS_IMAGE_URL: "https://example.com/w.qcow2",
+          FIRMWARE_TYPE: "efi",
+        },
+      ]),
+    ).entries;
+    const result = validateVmRequest(
+      { name: "win", image: "Windows", sshKeys: [KEY], userData: "#cloud-config\nruncmd: [echo]\n" },
+      { namespace: "demo", entries: windows },
+    );
+    expect(result.ok).toBe(true);
+  });
+
   it("finds the entry by its id too", () => {
     expect(validateVmRequest({ name: "a", image: "ubuntu-24.04" }, context).ok).toBe(true);
   });

@@ -322,7 +322,8 @@ export function parseSha256(text: string): FieldResult<string> {
   });
 }
 
-const USER_NAME = /^[a-zA-Z_][a-zA-Z0-9_.-]{0,31}$/;
+/** A CLOUD_USER: Linux user names, and Windows' "Administrator" (cloudbase-init). */
+export const USER_NAME = /^[a-zA-Z_][a-zA-Z0-9_.-]{0,31}$/;
 
 export function parseCloudUser(text: string): FieldResult<string> {
   if (USER_NAME.test(text)) return ok(text);

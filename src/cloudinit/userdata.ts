@@ -26,7 +26,9 @@
 //     which users the author wants.
 //   - password goes through `chpasswd.users` (type text) with `expire: false` unless the config set expire;
 //     SSH password logins are left as the image has them (set ssh_pwauth in userData to change that).
+
 import { Document, isMap, isScalar, isSeq, parseDocument, type YAMLMap, type YAMLSeq } from "yaml";
+import { USER_NAME } from "../catalog/fields.ts";
 
 export type UserDataField =
   | "CLOUD_INIT"
@@ -79,7 +81,6 @@ export const SCRIPTS_DIR = "/var/lib/osimg/scripts";
 
 const SSH_KEY =
   /^(ssh-(rsa|dss|ed25519)|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh\.com|sk-ecdsa-sha2-nistp256@openssh\.com) [A-Za-z0-9+/]+={0,3}( [^\r\n]*)?$/;
-const USER_NAME = /^[a-z_][a-z0-9_-]{0,31}$/;
 
 type Kind = "cloud-config" | "script" | "other" | "empty";
 
@@ -103,7 +104,7 @@ function checkRequest(request: UserDataRequest): void {
     throw new UserDataError(
       "cloudUser",
       `"${request.cloudUser}" is not a valid user name`,
-      "use lower-case letters, digits, - and _, starting with a letter, at most 32 characters",
+      "use letters, digits, '.', '-' and '_', starting with a letter or '_', at most 32 characters",
     );
   request.sshKeys.forEach((key, i) => {
     if (!SSH_KEY.test(key.trim()))
