@@ -5,6 +5,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import {
   CLOUD_INIT_FINISHED,
   cleanConsoleLine,
+  LogChanges,
   LogFollower,
   lastConsoleLines,
   logSize,
@@ -45,6 +46,37 @@ describe("console logs", () => {
     const later = new LogFollower(path, await logSize(path));
     await appendFile(path, "fourth\n");
     expect(await later.next()).toEqual(["fourth"]);
+  });
+
+  it("wakes a waiting loop when the log is written, and after the interval when it is not", async () => {
+    const path = join(dir, "watched.log");
+    await writeFile(path, "");
+    const changes = new LogChanges(path);
+    try {
+      let woke = false;
+      const waiting = changes.wait(60_000).then(() => {
+        woke = true;
+      });
+      await appendFile(path, "a line\n");
+      await waiting; // long before the minute: the write woke it
+      expect(woke).toBe(true);
+      const started = Date.now();
+      await changes.wait(50);
+      expect(Date.now() - started).toBeGreaterThanOrEqual(45);
+      const poked = changes.wait(60_000);
+      changes.poke();
+      await poked;
+      const aborted = new AbortController();
+      const cut = changes.wait(60_000, aborted.signal);
+      aborted.abort();
+      await cut;
+    } finally {
+      changes.close();
+    }
+    // A file that does not exist cannot be watched: waiting is sleeping.
+    const missing = new LogChanges(join(dir, "missing.log"));
+    await missing.wait(10);
+    missing.close();
   });
 
   it("gives the last non-empty lines, reading only the end of a large log", async () => {

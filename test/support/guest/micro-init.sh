@@ -11,7 +11,7 @@
 #     console works as for real images;
 #   - answers a guest agent subset on org.qemu.guest_agent.0: guest-sync(-delimited), guest-ping,
 #     guest-get-host-name, guest-network-get-interfaces (lo only); other commands get CommandNotFound;
-#   - powers off on the ACPI power button (system_powerdown);
+#   - powers off on the ACPI power button (system_powerdown), listened to from early in the boot;
 #   - keeps a root shell on the serial console.
 export PATH=/bin
 /bin/busybox mkdir -p /proc /sys /dev /tmp /cidata
@@ -24,6 +24,29 @@ exec </dev/console >/dev/console 2>&1
 say() { echo "osimg-micro: $*"; }
 say "boot id=$(cat /proc/sys/kernel/random/boot_id) uptime=$(cut -d' ' -f1 /proc/uptime)"
 while read -r module; do insmod "/lib/modules/$module" || say "insmod $module failed"; done </etc/modules.order
+
+# The ACPI power button is watched from the start: a press while the rest boots is not lost.
+power_button() {
+  button=""
+  for _ in $(seq 1 50); do
+    for e in /sys/class/input/event*; do
+      [ "$(cat "$e/device/name" 2>/dev/null)" = "Power Button" ] && button=/dev/input/${e##*/}
+    done
+    [ -n "$button" ] && [ -e "$button" ] && break
+    sleep 0.1
+  done
+  if [ -z "$button" ]; then
+    say "no ACPI power button"
+    return
+  fi
+  # One input event (24 bytes on x86-64) means the button was pressed.
+  dd if="$button" bs=24 count=1 >/dev/null 2>&1
+  say "power button pressed, powering off"
+  umount /cidata 2>/dev/null
+  sync
+  poweroff -f
+}
+power_button &
 
 # The seed is the block device whose ISO 9660 volume id (32 bytes at 0x8028) is cidata.
 find_seed() {
@@ -86,17 +109,5 @@ agent </dev/null >/dev/null 2>&1 &
 # A root shell on the serial console, for `osimg vm console` tests.
 (while :; do setsid sh -c 'exec sh -i <>/dev/ttyS0 >&0 2>&1'; sleep 1; done) &
 
-button=""
-for e in /sys/class/input/event*; do
-  [ "$(cat "$e/device/name" 2>/dev/null)" = "Power Button" ] && button=/dev/input/${e##*/}
-done
-if [ -z "$button" ]; then
-  say "no ACPI power button"
-  while :; do sleep 3600; done
-fi
-# One input event (24 bytes on x86-64) means the button was pressed.
-dd if="$button" bs=24 count=1 >/dev/null 2>&1
-say "power button pressed, powering off"
-umount /cidata 2>/dev/null
-sync
-poweroff -f
+# init never ends: the power button, the agent and the shell run in the background.
+while :; do sleep 3600; done

@@ -45,7 +45,7 @@ import {
 } from "./process.ts";
 import { QmpClient } from "./qmp.ts";
 import { createOverlay } from "./scratch-vm.ts";
-import { CLOUD_INIT_FINISHED, LogFollower, logSize } from "./serial-log.ts";
+import { CLOUD_INIT_FINISHED, LogChanges, LogFollower, logSize } from "./serial-log.ts";
 import { startSwtpm, swtpmAvailable } from "./swtpm.ts";
 
 const run = promisify(execFile);
@@ -588,6 +588,7 @@ export class QemuProvider extends EventEmitter<VmProviderEvents> implements VmPr
       else this.#changed(live);
     };
     const consoleLog = new LogFollower(join(dir, "serial.log"), fromOffset);
+    const consoleChanges = new LogChanges(join(dir, "serial.log"));
     const tryConsole = async () => (await consoleLog.next()).some((line) => CLOUD_INIT_FINISHED.test(line));
     // The agent is pinged beside the console checks, one try at a time: a guest without a running agent
     // lets each try wait for its timeout, and the console line must not wait for that.
@@ -605,6 +606,7 @@ export class QemuProvider extends EventEmitter<VmProviderEvents> implements VmPr
         )
         .finally(() => {
           agentTrying = false;
+          consoleChanges.poke();
         });
     };
     void (async () => {
@@ -613,10 +615,14 @@ export class QemuProvider extends EventEmitter<VmProviderEvents> implements VmPr
           await sleep(1000, signal);
           continue;
         }
-        if (await tryConsole().catch(() => false)) return ready("console");
+        if (await tryConsole().catch(() => false)) {
+          consoleChanges.close();
+          return ready("console");
+        }
         tryAgent();
-        await sleep(250, signal);
+        await consoleChanges.wait(1000, signal);
       }
+      consoleChanges.close();
       if (!signal.aborted)
         this.#setCondition(
           live,

@@ -12,7 +12,7 @@ import { buildQemuCommand, type MachineSpec } from "./cmdline.ts";
 import { prepareFirmware } from "./firmware.ts";
 import { isAlive, killProcess, launchQemu, waitForExit } from "./process.ts";
 import type { QmpClient } from "./qmp.ts";
-import { LogFollower, lastConsoleLines } from "./serial-log.ts";
+import { LogChanges, LogFollower, lastConsoleLines } from "./serial-log.ts";
 
 const run = promisify(execFile);
 
@@ -121,7 +121,22 @@ export class ScratchVm {
     },
   ): Promise<ConsoleWatch<T>> {
     const follower = new LogFollower(this.serialLog, options.fromOffset ?? 0);
+    const changes = new LogChanges(this.serialLog);
     const deadline = Date.now() + options.timeoutMs;
+    try {
+      return await this.#watch(match, follower, changes, deadline, options);
+    } finally {
+      changes.close();
+    }
+  }
+
+  async #watch<T>(
+    match: (line: string) => T | undefined,
+    follower: LogFollower,
+    changes: LogChanges,
+    deadline: number,
+    options: { signal?: AbortSignal; poll?: () => Promise<T | undefined> },
+  ): Promise<ConsoleWatch<T>> {
     for (;;) {
       // Read once more after QEMU exited: its last words may be what was waited for.
       const exited = !this.alive;
@@ -134,7 +149,7 @@ export class ScratchVm {
       if (exited) return { kind: "exited" };
       if (options.signal?.aborted) return { kind: "aborted" };
       if (Date.now() > deadline) return { kind: "timeout" };
-      await new Promise((r) => setTimeout(r, 250));
+      await changes.wait(250, options.signal);
     }
   }
 

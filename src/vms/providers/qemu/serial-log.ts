@@ -1,5 +1,6 @@
 // Reading a VM's serial console from the log file QEMU appends it to: line by line as it grows (readiness,
 // boot tests), and its last lines for people (a failed boot test, a VM that never became Ready).
+import { type FSWatcher, watch } from "node:fs";
 import { open, stat } from "node:fs/promises";
 
 /** The line cloud-init prints on the console when it has finished (the micro test guest prints one too). */
@@ -97,5 +98,51 @@ export async function lastConsoleLines(path: string, count = 20, fromOffset = 0)
       .slice(-count);
   } finally {
     await handle.close();
+  }
+}
+
+/**
+ * Wakes a loop that polls a log as soon as the file changes (inotify), or after its interval when nothing
+ * is written: readiness is seen the moment its line is written, without polling fast. Where the file cannot
+ * be watched, waiting is plain sleeping.
+ */
+export class LogChanges {
+  #watcher: FSWatcher | undefined;
+  #wake: (() => void) | undefined;
+
+  constructor(path: string) {
+    try {
+      this.#watcher = watch(path, { persistent: false }, () => this.#wake?.());
+      this.#watcher.on("error", () => this.close());
+    } catch {
+      this.#watcher = undefined;
+    }
+  }
+
+  /** Resolves at the next change of the file, after `ms`, or when `signal` aborts. */
+  wait(ms: number, signal?: AbortSignal): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.#wake = undefined;
+        signal?.removeEventListener("abort", done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.#wake = done;
+      if (signal?.aborted) done();
+      else signal?.addEventListener("abort", done, { once: true });
+    });
+  }
+
+  /** Ends the current wait now (something else the loop waits for happened). */
+  poke(): void {
+    this.#wake?.();
+  }
+
+  close(): void {
+    this.#watcher?.close();
+    this.#watcher = undefined;
+    this.#wake?.();
   }
 }
