@@ -9,7 +9,7 @@
 // client's polling of the API (every 100 ms). The order of the runs rotates each round so that drift on
 // this shared machine hits all alike. Then the peak RSS of the server process while 4 micro VMs boot and
 // run, beside its RSS idle.
-//   BENCH_ROUNDS: micro rounds (default 3); BENCH_DEBIAN_ROUNDS: Debian rounds (default 1, 0 skips it).
+//   BENCH_ROUNDS: micro rounds (default 5); BENCH_DEBIAN_ROUNDS: Debian rounds (default 1, 0 skips it).
 import {
   copyFileSync,
   mkdirSync,
@@ -32,7 +32,7 @@ import { startFixtureServer } from "../test/support/http-fixture-server.ts";
 import { qemuProcesses } from "../test/support/vm-api.ts";
 import { freePort, percentile, printTable, startProcess, stop, verdict } from "./support.ts";
 
-const MICRO_ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const MICRO_ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const DEBIAN_ROUNDS = Number(process.env.BENCH_DEBIAN_ROUNDS ?? 1);
 const READY_TIMEOUT_MS = 15 * 60_000;
 const NS = "bench";
