@@ -2,15 +2,18 @@
 // synthetic root filesystem (busybox, account files, a fake kernel) placed in the build cache so that the
 // whole pipeline runs in seconds without downloading Debian, and a pod runner for the fake Kubernetes API
 // server's Job controller that runs the pod's osimg command on this machine.
-import { spawn } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
+import { promisify } from "node:util";
 import { dirHeader, symlinkHeader, TarWriter } from "../../src/build/tar.ts";
 import { defaultDataDir } from "../../src/config/paths.ts";
 import { findFreePort } from "../../src/vms/providers/qemu/ports.ts";
 import type { KubeObject } from "./fake-kube/index.ts";
 import type { PodRunner } from "./fake-kube/jobs.ts";
+
+const runFile = promisify(execFile);
 
 export const OSIMG_BIN = new URL("../../bin/osimg.js", import.meta.url).pathname;
 
@@ -22,6 +25,27 @@ export function buildTestDataDir(env: NodeJS.ProcessEnv = process.env): string {
 export async function tempDir(prefix = "osimg-build-test-"): Promise<string> {
   return mkdtemp(join(tmpdir(), prefix));
 }
+
+/**
+ * Runs a shell script (arguments as $1...) among an image's owners: directly as root; otherwise in a user
+ * namespace mapping the user's subordinate ids, where files of uid 0 or 107 can be made, read and removed.
+ */
+export async function asImageOwners(script: string, ...args: string[]): Promise<string> {
+  const root = process.getuid?.() === 0;
+  const argv = [
+    ...(root ? [] : ["unshare", "--map-root-user", "--map-auto"]),
+    "sh",
+    "-c",
+    script,
+    "sh",
+    ...args,
+  ];
+  const { stdout } = await runFile(argv[0] as string, argv.slice(1), { maxBuffer: 32 << 20 });
+  return stdout;
+}
+
+/** Removes a tree that may hold files of an image's owners. */
+export const removeOwnedTree = (path: string) => asImageOwners('rm -rf -- "$1"', path);
 
 export interface Registry {
   /** host:port */
