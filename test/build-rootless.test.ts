@@ -123,7 +123,7 @@ describe("a build without root", () => {
       join(dir, "data"),
       "--json",
     ];
-    const { stdout } = await run(command, args, { maxBuffer: 32 << 20 });
+    const { stdout } = await run(argv[0] as string, argv.slice(1), { maxBuffer: 32 << 20 });
     const record = JSON.parse(stdout);
     expect(record.rootless).toBe(true);
     expect(record.baseCached).toBe(true);
