@@ -56,6 +56,10 @@ class MemoryProvider extends EventEmitter<VmProviderEvents> implements VmProvide
     if (!vm) throw notFound(namespace, name);
     return vm;
   }
+  async events(namespace: string, name: string) {
+    if (!this.vms.has(`${namespace}/${name}`)) throw notFound(namespace, name);
+    return [];
+  }
   async delete(namespace: string, name: string) {
     if (!this.vms.delete(`${namespace}/${name}`)) throw notFound(namespace, name);
   }

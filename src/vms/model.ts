@@ -120,6 +120,32 @@ export const Vm = z.object({
 });
 export type Vm = z.infer<typeof Vm>;
 
+export const VM_EVENT_TYPES = ["Normal", "Warning"] as const;
+export type VmEventType = (typeof VM_EVENT_TYPES)[number];
+
+/**
+ * Something that happened to a VM, like a Kubernetes Event: a phase or condition change, a requested
+ * action, a failure. The same event happening again right after itself is one event with a higher count.
+ */
+export const VmEvent = z.object({
+  time: z.string().describe("when it last happened (ISO 8601)"),
+  firstTime: z.string().optional().describe("when the first of `count` repeats happened, if earlier"),
+  type: z.enum(VM_EVENT_TYPES).describe("Warning for failures, else Normal"),
+  reason: z.string().describe('a short CamelCase word, e.g. "Ready", "ImagePullFailed"'),
+  message: z.string(),
+  count: z.number().int().positive().describe("how many times in a row it happened"),
+  source: z
+    .string()
+    .describe(
+      'who reported it: "osimg-qemu", or the Kubernetes component (e.g. "virtualmachine-controller")',
+    ),
+  object: z
+    .object({ kind: z.string(), name: z.string() })
+    .optional()
+    .describe("what it is about when not the VM itself (KubeVirt: its instance, a DataVolume, a PVC)"),
+});
+export type VmEvent = z.infer<typeof VmEvent>;
+
 export const VM_ACTIONS = ["start", "stop", "restart", "pause", "unpause"] as const;
 export type VmAction = (typeof VM_ACTIONS)[number];
 

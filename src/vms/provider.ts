@@ -2,7 +2,7 @@
 // which one runs a VM.
 import type { EventEmitter } from "node:events";
 import type { Duplex } from "node:stream";
-import type { Vm, VmAction, VmSpec } from "./model.ts";
+import type { Vm, VmAction, VmEvent, VmSpec } from "./model.ts";
 
 /** What creating a VM would make, shown before anything is created (the Create VM dialog's Review step). */
 export interface RenderedVm {
@@ -33,6 +33,12 @@ export interface VmProvider extends EventEmitter<VmProviderEvents> {
   get(namespace: string, name: string, identity?: CallIdentity): Promise<Vm | undefined>;
   list(namespace?: string, identity?: CallIdentity): Promise<Vm[]>;
   act(namespace: string, name: string, action: VmAction, identity?: CallIdentity): Promise<Vm>;
+  /**
+   * What happened to the VM (phase and condition changes, actions, failures; on KubeVirt the Kubernetes
+   * Events of the VM, its instance and its disks), oldest first. Throws the not_found VmError for an
+   * unknown VM.
+   */
+  events(namespace: string, name: string, identity?: CallIdentity): Promise<VmEvent[]>;
   /** Removes the VM and everything osimg created for it. */
   delete(namespace: string, name: string, identity?: CallIdentity): Promise<void>;
   render(spec: VmSpec): Promise<RenderedVm>;

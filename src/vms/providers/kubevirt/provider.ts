@@ -26,7 +26,7 @@ import type { Logger } from "pino";
 import WebSocket, { type ClientOptions, createWebSocketStream } from "ws";
 import { apiUrl, kubeFailure, kubeRequest, withBearerToken } from "../../../kube/client.ts";
 import { ListWatch, type WatchEventType } from "../../../kube/list-watch.ts";
-import type { Vm, VmAction, VmSpec } from "../../model.ts";
+import type { Vm, VmAction, VmEvent, VmSpec } from "../../model.ts";
 import {
   type CallIdentity,
   type ConsoleKind,
@@ -36,6 +36,7 @@ import {
   type VmProvider,
   type VmProviderEvents,
 } from "../../provider.ts";
+import { eventFieldSelector, eventTargets, vmEventsOf } from "./events.ts";
 import { buildManifests, MANAGED_SELECTOR, manifestsYaml, VM_LABEL, vmSelector } from "./manifests.ts";
 import type { KubevirtSettings } from "./settings.ts";
 import {
@@ -315,6 +316,48 @@ export class KubevirtProvider extends EventEmitter<VmProviderEvents> implements 
     const vm = await this.#read(clients, namespace, name);
     if (!vm) throw notFound(namespace, name);
     return vm;
+  }
+
+  /**
+   * The Kubernetes Events of the VM, its instance and its disks (DataVolumes, PVCs): one list per name
+   * with a field selector, as the caller in caller mode (who then needs to list Events).
+   */
+  async events(namespace: string, name: string, identity?: CallIdentity): Promise<VmEvent[]> {
+    const clients = this.#clients(identity);
+    let vm: KubeVirtualMachine | undefined;
+    let dataVolumes: KubeDataVolume[];
+    if (this.#options.identity === "service-account") {
+      vm = this.#vms.get(namespace, name);
+      dataVolumes = this.#dataVolumesOf(namespace, name);
+    } else {
+      vm = await this.#readVm(clients.custom, namespace, name);
+      dataVolumes = vm
+        ? ((await clients.custom
+            .listNamespacedCustomObject({ ...DV, namespace, labelSelector: vmSelector(name) })
+            .then(
+              (l: { items: KubeDataVolume[] }) => l.items,
+              (error: unknown) => {
+                throw vmErrorOf(error, `cannot list the DataVolumes of VM "${name}"`);
+              },
+            )) as KubeDataVolume[])
+        : [];
+    }
+    // Only osimg's VMs are shown (the cache holds them by label; the spec annotation makes them osimg's).
+    if (!vm || !recordedSpec(vm)) throw notFound(namespace, name);
+    const listed = await Promise.all(
+      eventTargets(vm, dataVolumes).map(async (target) => {
+        try {
+          const list = await clients.core.listNamespacedEvent({
+            namespace,
+            fieldSelector: eventFieldSelector(target),
+          });
+          return { target, events: list.items };
+        } catch (error) {
+          throw vmErrorOf(error, `cannot list the events of VM "${name}"`);
+        }
+      }),
+    );
+    return vmEventsOf(namespace, name, listed);
   }
 
   async delete(namespace: string, name: string, identity?: CallIdentity): Promise<void> {

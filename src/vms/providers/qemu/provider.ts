@@ -1,7 +1,8 @@
 // The local QEMU provider, the embedded default: each VM is a QEMU process with a qcow2 overlay on the
 // verified base image from the image store, a NoCloud seed, and its sockets (QMP, serial, VNC, guest
 // agent) in its own directory. Control goes through QMP; state is recorded in SQLite so that a restarted
-// server re-attaches to running VMs and tells what happened to the others.
+// server re-attaches to running VMs and tells what happened to the others. Each phase and condition
+// change, requested action and failure is recorded there too, as the VM's events.
 import { execFile } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { EventEmitter } from "node:events";
@@ -16,6 +17,7 @@ import {
   type Vm,
   type VmAction,
   type VmCondition,
+  type VmEvent,
   type VmPhase,
   type VmSpec,
 } from "../../model.ts";
@@ -27,7 +29,7 @@ import {
   type VmProvider,
   type VmProviderEvents,
 } from "../../provider.ts";
-import { RecordExists, type VmRecord, VmRecords } from "../../records.ts";
+import { type NewVmEvent, RecordExists, type VmRecord, VmRecords } from "../../records.ts";
 import { probeAccelerator } from "./accel.ts";
 import { type GuestAgentClient, pingAgent } from "./agent.ts";
 import { buildQemuCommand, type MachineFeature, type MachineSpec } from "./cmdline.ts";
@@ -49,6 +51,34 @@ import { CLOUD_INIT_FINISHED, LogChanges, LogFollower, logSize } from "./serial-
 import { startSwtpm, swtpmAvailable } from "./swtpm.ts";
 
 const run = promisify(execFile);
+
+/** The `source` of the events this provider records. */
+export const EVENT_SOURCE = "osimg-qemu";
+
+/** What each phase means, as the message of the event recorded when a VM enters it. */
+const PHASE_MESSAGES: Record<Exclude<VmPhase, "Failed">, string> = {
+  Provisioning: "preparing the VM: its image, its disk and its cloud-init seed",
+  Starting: "starting QEMU",
+  Running: "QEMU runs; waiting for the guest agent or cloud-init",
+  Ready: "the guest is ready",
+  Paused: "the VM is paused",
+  Stopping: "the VM is shutting down",
+  Stopped: "the VM is stopped",
+};
+
+const ACTION_REASONS: Record<VmAction, string> = {
+  start: "StartRequested",
+  stop: "StopRequested",
+  restart: "RestartRequested",
+  pause: "PauseRequested",
+  unpause: "UnpauseRequested",
+};
+
+/** A failure (Failure=True) or a condition that gave up (a timeout, a failing step) is a warning. */
+function conditionEventType(type: string, status: VmCondition["status"], reason: string): VmEvent["type"] {
+  if (type === "Failure") return status === "True" ? "Warning" : "Normal";
+  return status !== "True" && /Timeout|Fail/.test(reason) ? "Warning" : "Normal";
+}
 
 /** What is remembered about a VM across server restarts. */
 interface Runtime {
@@ -84,6 +114,8 @@ interface Live {
   /** Lifecycle operations of one VM run one after another. */
   queue: Promise<unknown>;
   restarts: number;
+  /** Re-attaching after a restart: the state found is not news, so no events are recorded for it. */
+  quiet?: boolean;
 }
 
 export interface QemuProviderOptions {
@@ -102,6 +134,7 @@ export class QemuProvider extends EventEmitter<VmProviderEvents> implements VmPr
   readonly #options: Required<Omit<QemuProviderOptions, "qemuBinary">> & { qemuBinary: string };
   readonly #records: VmRecords<Runtime>;
   readonly #live = new Map<string, Live>();
+  #closed = false;
 
   constructor(options: QemuProviderOptions) {
     super();
@@ -147,9 +180,19 @@ export class QemuProvider extends EventEmitter<VmProviderEvents> implements VmPr
     await mkdir(dir, { recursive: true, mode: 0o700 });
     if (password !== undefined) await writeFile(join(dir, "password"), password, { mode: 0o600 });
     const live = this.#track(record);
+    this.#record(live, {
+      type: "Normal",
+      reason: "Created",
+      message: `created from "${spec.image.osName}": ${spec.cpu} vCPU, ${spec.memory} memory, ${spec.storage} disk`,
+    });
     this.#setPhase(live, "Provisioning");
     this.#enqueue(live, () => this.#provision(live));
     return this.#view(live);
+  }
+
+  async events(namespace: string, name: string): Promise<VmEvent[]> {
+    this.#require(namespace, name);
+    return this.#records.events(namespace, name);
   }
 
   async get(namespace: string, name: string): Promise<Vm | undefined> {
@@ -166,6 +209,8 @@ export class QemuProvider extends EventEmitter<VmProviderEvents> implements VmPr
 
   async act(namespace: string, name: string, action: VmAction): Promise<Vm> {
     const live = this.#require(namespace, name);
+    this.#record(live, { type: "Normal", reason: ACTION_REASONS[action], message: `${action} requested` });
+    this.#changed(live);
     await this.#enqueue(live, async () => {
       switch (action) {
         case "start":
@@ -249,6 +294,7 @@ export class QemuProvider extends EventEmitter<VmProviderEvents> implements VmPr
 
   /** Stops watching; VMs keep running (QEMU runs detached) and are re-attached by the next init(). */
   async close(): Promise<void> {
+    this.#closed = true;
     for (const live of this.#live.values()) {
       live.readiness?.abort();
       live.serial?.close();
@@ -265,7 +311,10 @@ export class QemuProvider extends EventEmitter<VmProviderEvents> implements VmPr
     const dir = this.#dir(live.record);
     live.provisioning = new AbortController();
     try {
-      this.#setCondition(live, "ImageReady", "False", "Pulling", `pulling ${spec.image.url}`);
+      // A new attempt is news even when the condition still says so from the last one.
+      const pulling = `pulling ${spec.image.url}`;
+      if (!this.#setCondition(live, "ImageReady", "False", "Pulling", pulling))
+        this.#recordCondition(live, "ImageReady", "False", "Pulling", pulling);
       const base = await this.#baseImage(live);
       if (base.virtualSize > spec.storageBytes) {
         throw new VmError(
@@ -509,17 +558,27 @@ export class QemuProvider extends EventEmitter<VmProviderEvents> implements VmPr
       live.runtime = "qemu (re-attached)";
       this.#attach(live, qmp);
       const status = await qmp.execute("query-status");
-      if (status.status === "paused") this.#setPhase(live, "Paused");
-      else {
-        this.#setPhase(live, runtime.readyAt ? "Ready" : "Running");
-        if (runtime.readyAt)
-          this.#setCondition(live, "Ready", "True", "Reattached", `ready since ${runtime.readyAt}`);
-        else this.#watchReadiness(live, await logSize(join(dir, "serial.log")));
-      }
+      // The state found is what the VM was in before the restart, not a change.
+      this.#quietly(live, () => {
+        if (status.status === "paused") this.#setPhase(live, "Paused");
+        else {
+          this.#setPhase(live, runtime.readyAt ? "Ready" : "Running");
+          if (runtime.readyAt)
+            this.#setCondition(live, "Ready", "True", "Reattached", `ready since ${runtime.readyAt}`);
+        }
+      });
+      this.#record(live, {
+        type: "Normal",
+        reason: "Reattached",
+        message: `osimg restarted and re-attached to QEMU (pid ${pid}), which kept running`,
+      });
+      if (status.status !== "paused" && !runtime.readyAt)
+        this.#watchReadiness(live, await logSize(join(dir, "serial.log")));
       return;
     }
     if (runtime.failure) {
-      this.#fail(live, runtime.failure.reason, runtime.failure.message);
+      const { reason, message } = runtime.failure;
+      this.#quietly(live, () => this.#fail(live, reason, message));
       return;
     }
     if (runtime.desired === "running" && runtime.provisioned && runtime.pid !== undefined) {
@@ -529,11 +588,11 @@ export class QemuProvider extends EventEmitter<VmProviderEvents> implements VmPr
       return;
     }
     if (runtime.desired === "running" && !runtime.provisioned) {
-      this.#setPhase(live, "Provisioning");
+      this.#quietly(live, () => this.#setPhase(live, "Provisioning"));
       this.#enqueue(live, () => this.#provision(live));
       return;
     }
-    this.#setPhase(live, "Stopped");
+    this.#quietly(live, () => this.#setPhase(live, "Stopped"));
   }
 
   // --- readiness -----------------------------------------------------------------------------------------
@@ -724,18 +783,28 @@ export class QemuProvider extends EventEmitter<VmProviderEvents> implements VmPr
     if (live.phase === phase) return;
     live.phase = phase;
     this.#options.logger.debug({ vm: `${live.record.namespace}/${live.record.name}`, phase }, "vm phase");
+    if (phase === "Failed") {
+      const failure = live.record.runtime.failure;
+      this.#record(live, {
+        type: "Warning",
+        reason: "Failed",
+        message: failure ? `the VM failed (${failure.reason})` : "the VM failed",
+      });
+    } else this.#record(live, { type: "Normal", reason: phase, message: PHASE_MESSAGES[phase] });
     this.#changed(live);
   }
 
+  /** Sets a condition; a change is recorded as an event. Returns whether anything changed. */
   #setCondition(
     live: Live,
     type: string,
     status: VmCondition["status"],
     reason: string,
     message?: string,
-  ): void {
+  ): boolean {
     const previous = live.conditions.get(type);
-    if (previous?.status === status && previous.reason === reason && previous.message === message) return;
+    if (previous?.status === status && previous.reason === reason && previous.message === message)
+      return false;
     live.conditions.set(type, {
       type,
       status,
@@ -743,14 +812,56 @@ export class QemuProvider extends EventEmitter<VmProviderEvents> implements VmPr
       message,
       lastTransitionTime: new Date().toISOString(),
     });
+    this.#recordCondition(live, type, status, reason, message);
     this.#changed(live);
+    return true;
   }
 
   #fail(live: Live, reason: string, message: string): void {
     this.#options.logger.warn({ vm: `${live.record.namespace}/${live.record.name}`, reason }, message);
     this.#saveRuntime(live, { failure: { reason, message } });
-    this.#setCondition(live, "Failure", "True", reason, message);
+    // The same failure again (a start that fails like the last one) is recorded too: its count goes up.
+    if (!this.#setCondition(live, "Failure", "True", reason, message)) {
+      this.#recordCondition(live, "Failure", "True", reason, message);
+      this.#changed(live);
+    }
     this.#setPhase(live, "Failed");
+  }
+
+  #recordCondition(
+    live: Live,
+    type: string,
+    status: VmCondition["status"],
+    reason: string,
+    message?: string,
+  ): void {
+    this.#record(live, {
+      type: conditionEventType(type, status, reason),
+      reason,
+      message: `${type}=${status}${message ? `: ${message}` : ""}`,
+    });
+  }
+
+  /** Appends to the VM's event log (unless re-attaching); a failure to write it never fails the VM. */
+  #record(live: Live, event: Omit<NewVmEvent, "source">): void {
+    if (live.quiet || this.#closed) return;
+    const { namespace, name } = live.record;
+    // A VM being deleted (or a provider being closed) has no log left to write to.
+    if (!this.#live.has(key(namespace, name))) return;
+    try {
+      this.#records.recordEvent(namespace, name, { ...event, source: EVENT_SOURCE });
+    } catch (error) {
+      this.#options.logger.warn({ vm: `${namespace}/${name}`, err: error }, "cannot record a VM event");
+    }
+  }
+
+  #quietly(live: Live, work: () => void): void {
+    live.quiet = true;
+    try {
+      work();
+    } finally {
+      live.quiet = false;
+    }
   }
 
   #changed(live: Live): void {
