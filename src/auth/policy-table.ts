@@ -97,7 +97,7 @@ export const POLICY_TABLE: Readonly<Record<Action, ActionRule>> = {
     scopes: { cluster: { who: "admin", kubernetes: { verb: "create", group: OSIMG, resource: "images" } } },
   },
   "vm.read": {
-    description: "list and read VMs, their manifests and change events",
+    description: "list and read VMs, their manifests, their events and change events",
     scopes: { namespace: { who: "viewer", kubernetes: { verb: "get", ...VMS, delegate: true } } },
   },
   "vm.create": {

@@ -1,12 +1,13 @@
 // VMs in a namespace: create from a catalog entry (checked against its minimums), list, get, lifecycle
-// actions, delete, the rendered manifest, live change events, and consoles over WebSocket.
+// actions, delete, the rendered manifest, what happened to a VM (its events), live change events, and
+// consoles over WebSocket.
 import type { FastifyReply, FastifyRequest } from "fastify";
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
 import type { ConsoleAudit } from "../../audit/hook.ts";
 import type { CatalogState } from "../../catalog/state.ts";
 import type { QuotaGuard } from "../../quota/guard.ts";
-import { allowedActions, VM_ACTIONS, Vm, VmCreateRequest } from "../../vms/model.ts";
+import { allowedActions, VM_ACTIONS, Vm, VmCreateRequest, VmEvent } from "../../vms/model.ts";
 import {
   type CallIdentity,
   type ConsoleKind,
@@ -177,6 +178,25 @@ export function vmRoutes({
         const vm = await provider.get(namespace, name, identityOf(request)).catch(toApiError);
         if (!vm) toApiError(notFound(namespace, name));
         return provider.render({ ...vm.spec, password: vm.spec.hasPassword ? "(stored secret)" : undefined });
+      },
+    );
+
+    app.get(
+      "/api/v1/namespaces/:namespace/vms/:name/events",
+      {
+        config: { policy: { action: "vm.read", scope: "namespace" } },
+        schema: {
+          summary: "What happened to a VM: phase and condition changes, actions, failures",
+          description:
+            "Oldest first. A repeat of the event right before it is counted (count), not listed again. Local QEMU keeps the last 200 events of each VM (across restarts, deleted with the VM); on KubeVirt these are the Kubernetes Events of the VirtualMachine, its instance and its DataVolumes and PVCs.",
+          tags: ["vms"],
+          params: NameParams,
+          response: { 200: z.object({ items: z.array(VmEvent) }), 403: ErrorBody, 404: ErrorBody },
+        },
+      },
+      async (request) => {
+        const { namespace, name } = request.params;
+        return { items: await provider.events(namespace, name, identityOf(request)).catch(toApiError) };
       },
     );
 
