@@ -338,6 +338,7 @@ async function scenario(url: string, cluster: Cluster): Promise<void> {
   // Last: what follows needs no running instance (a restart's Ready may still be the old instance's).
   await act("restart", "Ready");
   await expectStatus(api(`${vms}/web/manifest`), 200);
+  await expectStatus(api(`${vms}/web/events`), 200);
   // A create that fails half-way is undone: a Secret of that name exists already.
   await cluster.core.createNamespacedSecret({
     namespace: NS,

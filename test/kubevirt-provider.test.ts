@@ -11,7 +11,7 @@ import pino from "pino";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { parseAllDocuments } from "yaml";
 import { type RunningServer, type ServeOptions, startServer } from "../src/server/serve.ts";
-import type { Vm } from "../src/vms/model.ts";
+import type { Vm, VmEvent } from "../src/vms/model.ts";
 import { VmError } from "../src/vms/provider.ts";
 import { KubevirtProvider } from "../src/vms/providers/kubevirt/provider.ts";
 import { DEFAULT_SETTINGS } from "../src/vms/providers/kubevirt/settings.ts";
@@ -113,6 +113,26 @@ async function start(
 }
 
 const post = (body: unknown, token?: string) => ({ method: "POST", body: JSON.stringify(body), token });
+
+const at = (second: number) => new Date(Date.UTC(2026, 0, 1, 0, 0, second));
+
+/** A core/v1 Event about an object of NS, as a controller would write it (the fake keeps what it is given). */
+function kubeEvent(
+  name: string,
+  involved: { kind: string; name: string; apiVersion?: string },
+  fields: Record<string, unknown>,
+  namespace = NS,
+) {
+  return {
+    namespace,
+    body: {
+      metadata: { name, namespace },
+      involvedObject: { ...involved, namespace },
+      type: "Normal",
+      ...fields,
+    } as never,
+  };
+}
 
 /** Reads a WebSocket until `until` matches what arrived. */
 async function exchange(url: string, send: string | undefined, until: RegExp): Promise<string> {
@@ -247,6 +267,110 @@ describe("VMs on KubeVirt through the API (service account)", { timeout: 120_000
       status: { phase: string; progress: string };
     };
     expect(dv.status).toMatchObject({ phase: "Succeeded", progress: "100.0%" });
+  });
+
+  it("shows the Kubernetes Events of the VM, its instance, its DataVolume and PVC, and no others", async () => {
+    const vm = { apiVersion: "kubevirt.io/v1", kind: "VirtualMachine", name: "web" };
+    const vmi = { apiVersion: "kubevirt.io/v1", kind: "VirtualMachineInstance", name: "web" };
+    const dv = { apiVersion: "cdi.kubevirt.io/v1beta1", kind: "DataVolume", name: "web-rootdisk" };
+    const pvc = { apiVersion: "v1", kind: "PersistentVolumeClaim", name: "web-rootdisk" };
+    const events = [
+      kubeEvent("web.1", vm, {
+        reason: "SuccessfulCreate",
+        message: "Started the virtual machine by creating the new virtual machine instance web",
+        source: { component: "virtualmachine-controller" },
+        firstTimestamp: at(1),
+        lastTimestamp: at(1),
+        count: 1,
+      }),
+      // The newer shape (events.k8s.io written through core/v1): eventTime and a series, no timestamps.
+      kubeEvent("web.2", vmi, {
+        reason: "Created",
+        message: "VirtualMachineInstance defined.",
+        eventTime: at(3),
+        series: { count: 3, lastObservedTime: at(5) },
+        reportingComponent: "virt-handler",
+        reportingInstance: "fake-node-1",
+        action: "Create",
+      }),
+      kubeEvent("web-rootdisk.3", dv, {
+        reason: "ImportSucceeded",
+        message: "Import Successful",
+        source: { component: "datavolume-import-controller" },
+        firstTimestamp: at(2),
+        lastTimestamp: at(2),
+        count: 1,
+      }),
+      kubeEvent("web-rootdisk.4", pvc, {
+        type: "Warning",
+        reason: "ProvisioningFailed",
+        message: 'storageclass.storage.k8s.io "fast" not found',
+        source: { component: "persistentvolume-controller" },
+        firstTimestamp: at(0),
+        lastTimestamp: at(4),
+        count: 4,
+      }),
+      // Not this VM's: another kind of the same name, another VM, the same VM name in another namespace.
+      kubeEvent("web.5", { apiVersion: "v1", kind: "ConfigMap", name: "web" }, { reason: "CatalogInvalid" }),
+      kubeEvent("slow.6", { ...vm, name: "slow" }, { reason: "SuccessfulCreate", lastTimestamp: at(6) }),
+      kubeEvent("web.7", vm, { reason: "SuccessfulCreate", lastTimestamp: at(7) }, "tenant-b"),
+    ];
+    for (const event of events) await h.core.createNamespacedEvent(event);
+
+    const response = await h.api(`/api/v1/namespaces/${NS}/vms/web/events`);
+    expect(response.status, await response.clone().text()).toBe(200);
+    const { items } = (await response.json()) as { items: VmEvent[] };
+    expect(items).toEqual([
+      {
+        time: at(1).toISOString(),
+        type: "Normal",
+        reason: "SuccessfulCreate",
+        message: "Started the virtual machine by creating the new virtual machine instance web",
+        count: 1,
+        source: "virtualmachine-controller",
+      },
+      {
+        time: at(2).toISOString(),
+        type: "Normal",
+        reason: "ImportSucceeded",
+        message: "Import Successful",
+        count: 1,
+        source: "datavolume-import-controller",
+        object: { kind: "DataVolume", name: "web-rootdisk" },
+      },
+      {
+        time: at(4).toISOString(),
+        firstTime: at(0).toISOString(),
+        type: "Warning",
+        reason: "ProvisioningFailed",
+        message: 'storageclass.storage.k8s.io "fast" not found',
+        count: 4,
+        source: "persistentvolume-controller",
+        object: { kind: "PersistentVolumeClaim", name: "web-rootdisk" },
+      },
+      {
+        time: at(5).toISOString(),
+        firstTime: at(3).toISOString(),
+        type: "Normal",
+        reason: "Created",
+        message: "VirtualMachineInstance defined.",
+        count: 3,
+        source: "virt-handler",
+        object: { kind: "VirtualMachineInstance", name: "web" },
+      },
+    ]);
+    // One list per name, each with a field selector: never all the namespace's Events.
+    const lists = h.fake.requests.filter(
+      (r) => r.method === "GET" && r.path === `/api/v1/namespaces/${NS}/events`,
+    );
+    expect(lists.map((r) => r.query.fieldSelector).sort()).toEqual([
+      "involvedObject.name=web",
+      "involvedObject.name=web-rootdisk",
+    ]);
+
+    const unknown = await h.api(`/api/v1/namespaces/${NS}/vms/nope/events`);
+    expect(unknown.status).toBe(404);
+    expect(await unknown.json()).toMatchObject({ error: "not_found" });
   });
 
   it("starts, stops, restarts, pauses and unpauses through KubeVirt's subresource API", async () => {
@@ -551,6 +675,33 @@ describe("the caller's Kubernetes token passed through (identity: caller)", { ti
     controller.abort();
     // The subscriber's watches (VMs, instances, DataVolumes) end with its stream.
     await waitFor(() => expect(h.fake.openWatchesOf("alice-token")).toBe(0));
+  });
+
+  it("lists a VM's Events with the caller's token", async () => {
+    await h.core.createNamespacedEvent(
+      kubeEvent(
+        "watched.1",
+        { apiVersion: "kubevirt.io/v1", kind: "VirtualMachine", name: "watched" },
+        {
+          reason: "SuccessfulCreate",
+          message: "created by alice",
+          source: { component: "virtualmachine-controller" },
+          lastTimestamp: at(1),
+        },
+      ),
+    );
+    const response = await h.api(`/api/v1/namespaces/${NS}/vms/watched/events`, { token: "alice-token" });
+    expect(response.status, await response.clone().text()).toBe(200);
+    expect(((await response.json()) as { items: VmEvent[] }).items).toEqual([
+      expect.objectContaining({ reason: "SuccessfulCreate", message: "created by alice", count: 1 }),
+    ]);
+    const lists = h.fake.requests.filter(
+      (r) => r.method === "GET" && r.path === `/api/v1/namespaces/${NS}/events`,
+    );
+    expect(lists.map((r) => r.query.fieldSelector)).toContain("involvedObject.name=watched");
+    expect(lists.every((r) => r.token === "alice-token")).toBe(true);
+    const bob = await h.api(`/api/v1/namespaces/${NS}/vms/watched/events`, { token: "bob-token" });
+    expect(bob.status).toBe(403);
   });
 });
 

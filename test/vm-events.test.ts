@@ -203,7 +203,9 @@ describe("the local QEMU provider's events", () => {
       ["Warning", "Failed"],
     ]);
     const by = (reason: string) => events.find((e) => e.reason === reason) as VmEvent;
-    expect(by("Created").message).toBe('created from "Ubuntu 24.04": 1 vCPU, 1G memory, 20G disk');
+    expect(by("Created").message).toBe(
+      "created: Ubuntu 24.04 (catalog entry ubuntu-24.04), 1 vCPU, 1G memory, 20G disk",
+    );
     expect(by("Pulling").message).toBe(`ImageReady=False: pulling ${UBUNTU.OS_IMAGE_URL}`);
     expect(by("Pulled").message).toMatch(
       /^ImageReady=True: sha256:aaaaaaaaaaaa \(qcow2, verified: unverified\)$/,

@@ -183,7 +183,7 @@ export class QemuProvider extends EventEmitter<VmProviderEvents> implements VmPr
     this.#record(live, {
       type: "Normal",
       reason: "Created",
-      message: `created from "${spec.image.osName}": ${spec.cpu} vCPU, ${spec.memory} memory, ${spec.storage} disk`,
+      message: `created: ${spec.image.osName} (catalog entry ${spec.image.entryId}), ${spec.cpu} vCPU, ${spec.memory} memory, ${spec.storage} disk`,
     });
     this.#setPhase(live, "Provisioning");
     this.#enqueue(live, () => this.#provision(live));
