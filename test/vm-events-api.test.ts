@@ -1,15 +1,41 @@
 // GET /api/v1/namespaces/{ns}/vms/{name}/events on a real `osimg serve --auth token` with the local QEMU
 // provider: a VM whose image is never fetched (the server refuses loopback mirrors) fails at once, and
 // its events say so; a start is recorded with what followed; who may read them is who may read the VM;
-// an unknown or deleted VM is a 404; the route is described in /openapi.json.
+// an unknown or deleted VM is a 404; the route is described in /openapi.json. And the CLI: `osimg vm get`
+// ends with the events (like `kubectl describe`), `osimg vm events` lists them.
+import { spawn } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
+import { describeEvents } from "../src/cli/vm.ts";
 import { type Vm, VmEvent } from "../src/vms/model.ts";
 import { bearer, OTHER, OWN, type RoleTokens, startTokenServer } from "./support/auth.ts";
 import { eventually, type TestServer } from "./support/server.ts";
 
 let server: TestServer;
 let tokens: RoleTokens;
+
+const BIN = new URL("../bin/osimg.js", import.meta.url).pathname;
+
+function osimg(
+  args: string[],
+  token: string,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [BIN, ...args, "--server", server.url, "-n", OWN], {
+      env: { ...process.env, OSIMG_TOKEN: token },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d) => {
+      stdout += d;
+    });
+    child.stderr.on("data", (d) => {
+      stderr += d;
+    });
+    child.on("exit", (code) => resolve({ code, stdout, stderr }));
+  });
+}
 
 const vmUrl = (name: string, namespace = OWN) => `/api/v1/namespaces/${namespace}/vms/${name}`;
 const eventsUrl = (name: string, namespace = OWN) => `${vmUrl(name, namespace)}/events`;
@@ -79,6 +105,53 @@ describe("a VM's events over the API", () => {
       "the second pull to fail",
     );
     expect(items.map((e) => e.reason)).toEqual(["StartRequested", "Pulling", "ImagePullFailed"]);
+  });
+
+  it("is shown at the end of `osimg vm get`, and by `osimg vm events` (--json)", async () => {
+    const get = await osimg(["vm", "get", "ev"], tokens.viewer);
+    expect(get.code, get.stderr).toBe(0);
+    const [description, table] = get.stdout.split(/^events:\n/m);
+    expect(description).toMatch(/^name: +demo\/ev$/m);
+    const rows = (table ?? "").trimEnd().split("\n");
+    expect(rows[0]).toMatch(/^ {2}TYPE +REASON +AGE +FROM +MESSAGE$/);
+    expect(rows[1]).toMatch(/^ {2}Normal +Created +\d+s +osimg-qemu +created: Ubuntu 24\.04/);
+    expect(rows.some((r) => /^ {2}Warning +ImagePullFailed +\d+s +osimg-qemu +Failure=True: /.test(r))).toBe(
+      true,
+    );
+    expect(rows.some((r) => /^ {2}Normal +StartRequested +/.test(r))).toBe(true);
+
+    const list = await osimg(["vm", "events", "ev", "--json"], tokens.viewer);
+    expect(list.code, list.stderr).toBe(0);
+    expect(z.array(VmEvent).parse(JSON.parse(list.stdout))).toEqual(await events("ev"));
+    const missing = await osimg(["vm", "events", "nope"], tokens.viewer);
+    expect(missing.code).not.toBe(0);
+    expect(missing.stderr).toContain('no VM "nope" in namespace "demo"');
+  });
+
+  it("reads a repeat like kubectl, and says so when there are none or they cannot be read", () => {
+    const now = Date.parse("2026-01-01T01:00:00Z");
+    const text = describeEvents(
+      [
+        {
+          time: "2026-01-01T00:56:00Z",
+          firstTime: "2026-01-01T00:50:00Z",
+          type: "Warning",
+          reason: "ProvisioningFailed",
+          message: "no storage class",
+          count: 3,
+          source: "persistentvolume-controller",
+          object: { kind: "PersistentVolumeClaim", name: "web-rootdisk" },
+        },
+      ],
+      now,
+    );
+    expect(text.split("\n")).toEqual([
+      "events:",
+      "  TYPE     REASON              AGE               FROM                         MESSAGE",
+      "  Warning  ProvisioningFailed  4m (x3 over 10m)  persistentvolume-controller  PersistentVolumeClaim/web-rootdisk: no storage class",
+    ]);
+    expect(describeEvents([])).toBe("events:    <none>");
+    expect(describeEvents("forbidden")).toBe("events:    (cannot list them: forbidden)");
   });
 
   it("is read with the VM's rights: viewers and admins yes, anonymous and other projects no", async () => {

@@ -2,8 +2,8 @@
 import { spawn } from "node:child_process";
 import { readFile } from "node:fs/promises";
 import type { Command } from "commander";
-import type { Vm, VmAction } from "../vms/model.ts";
-import { ApiClient, handled } from "./client.ts";
+import type { Vm, VmAction, VmEvent } from "../vms/model.ts";
+import { ApiClient, ApiRequestError, handled } from "./client.ts";
 import { registerRenderCommand } from "./render.ts";
 import { renderTable } from "./table.ts";
 
@@ -25,8 +25,8 @@ function client(command: Command): { api: ApiClient; namespace: string } {
 const vmPath = (namespace: string, name?: string) =>
   `/api/v1/namespaces/${encodeURIComponent(namespace)}/vms${name ? `/${encodeURIComponent(name)}` : ""}`;
 
-function age(since: string): string {
-  const seconds = Math.max(0, Math.floor((Date.now() - Date.parse(since)) / 1000));
+function age(since: string, now = Date.now()): string {
+  const seconds = Math.max(0, Math.floor((now - Date.parse(since)) / 1000));
   if (seconds < 120) return `${seconds}s`;
   if (seconds < 7200) return `${Math.floor(seconds / 60)}m`;
   if (seconds < 172800) return `${Math.floor(seconds / 3600)}h`;
@@ -49,6 +49,29 @@ function describeVm(vm: Vm): string {
     lines.push(`condition: ${c.type}=${c.status} ${c.reason}${c.message ? `: ${c.message}` : ""}`);
   for (const n of s.notes) lines.push(`note:      ${n}`);
   return lines.join("\n");
+}
+
+/**
+ * A VM's events under its description, like the end of `kubectl describe`: oldest first, a repeat as
+ * "4m (x3 over 10m)". `events` is a string when they could not be read.
+ */
+export function describeEvents(events: readonly VmEvent[] | string, now = Date.now()): string {
+  if (typeof events === "string") return `events:    (cannot list them: ${events})`;
+  if (events.length === 0) return "events:    <none>";
+  const rows = events.map((e) => [
+    e.type,
+    e.reason,
+    e.count > 1
+      ? `${age(e.time, now)} (x${e.count} over ${age(e.firstTime ?? e.time, now)})`
+      : age(e.time, now),
+    e.source,
+    `${e.object ? `${e.object.kind}/${e.object.name}: ` : ""}${e.message}`,
+  ]);
+  const table = renderTable(["TYPE", "REASON", "AGE", "FROM", "MESSAGE"], rows);
+  return `events:\n${table
+    .split("\n")
+    .map((line) => `  ${line}`)
+    .join("\n")}`;
 }
 
 async function readKey(pathOrKey: string): Promise<string> {
@@ -168,14 +191,42 @@ export function registerVmCommands(program: Command): void {
     );
 
   vm.command("get")
-    .description("show a VM with its status")
+    .description("show a VM with its status and, at the end, its events (oldest first)")
+    .argument("<name>")
+    .option("--json", "print JSON (the VM; its events are in `vm events --json`)")
+    .action(
+      handled(async (name: string, options: { json?: boolean }, command: Command) => {
+        const { api, namespace } = client(command);
+        const found = await api.request<Vm>("GET", vmPath(namespace, name));
+        if (options.json) {
+          process.stdout.write(`${JSON.stringify(found, null, 2)}\n`);
+          return;
+        }
+        // The VM is shown even when its events cannot be read (an older server, no right to list Events).
+        const events = await api
+          .request<{ items: VmEvent[] }>("GET", `${vmPath(namespace, name)}/events`)
+          .then(
+            (answer) => answer.items,
+            (error: unknown) => {
+              if (error instanceof ApiRequestError) return error.body.message ?? `HTTP ${error.status}`;
+              throw error;
+            },
+          );
+        process.stdout.write(`${describeVm(found)}\n${describeEvents(events)}\n`);
+      }),
+    );
+
+  vm.command("events")
+    .description("what happened to a VM (phase and condition changes, actions, failures), oldest first")
     .argument("<name>")
     .option("--json", "print JSON")
     .action(
       handled(async (name: string, options: { json?: boolean }, command: Command) => {
         const { api, namespace } = client(command);
-        const found = await api.request<Vm>("GET", vmPath(namespace, name));
-        process.stdout.write(options.json ? `${JSON.stringify(found, null, 2)}\n` : `${describeVm(found)}\n`);
+        const { items } = await api.request<{ items: VmEvent[] }>("GET", `${vmPath(namespace, name)}/events`);
+        process.stdout.write(
+          options.json ? `${JSON.stringify(items, null, 2)}\n` : `${describeEvents(items)}\n`,
+        );
       }),
     );
 
