@@ -2,8 +2,8 @@
 // provider and the micro test guest (a Debian kernel + busybox, built from the host's packages and cached;
 // served by a local HTTP server the server is allowed to fetch from): from the catalog, Create VM through
 // the dialog — by keyboard, with a refused below-minimum attempt first — then the VM in the list as its
-// image is imported and it boots, Ready; its details; the serial console answering `hostname`; the VNC
-// display; stop; delete. Then the image store with the pulled image and a pull from the catalog. Every step
+// image is imported and it boots, Ready; its details with its events (the Ready transition); the serial
+// console answering `hostname`; the VNC display; stop (recorded as an event); delete. Then the image store with the pulled image and a pull from the catalog. Every step
 // leaves a screenshot in .test-artifacts/screenshots/; no page may log a console error.
 import { symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -63,6 +63,9 @@ const url = (path: string) => `${server.url}${path}`;
 const vmRows = () => ui.page.getByRole("grid", { name: "VMs" }).locator("tbody tr");
 const vmRow = () => vmRows().filter({ has: ui.page.getByRole("link", { name: VM, exact: true }) });
 const dialog = () => ui.page.getByRole("dialog");
+const eventsTable = () => ui.page.getByRole("grid", { name: "Events" });
+/** The Reason column of the VM's events, newest first. */
+const eventReasons = () => eventsTable().locator('tbody [data-label="Reason"]').allInnerTexts();
 const helpOf = async (label: string | RegExp) => {
   const field = dialog().getByLabel(label);
   const id = await field.getAttribute("aria-describedby");
@@ -186,7 +189,37 @@ describe("VMs in a real browser, on local QEMU", () => {
     await conditions.waitFor({ timeout: STEP_MS });
     expect(await conditions.innerText()).toMatch(/Ready\s+True/);
     expect(await page.getByLabel("SSH command").inputValue()).toMatch(/^ssh -p \d+ root@127\.0\.0\.1$/);
+    // What happened, newest first: the Ready transition on top of the way there.
+    await eventsTable().waitFor({ timeout: STEP_MS });
+    await expect.poll(eventReasons, { timeout: STEP_MS }).toContain("Ready");
+    const reasons = await eventReasons();
+    expect(reasons.indexOf("Ready")).toBeLessThan(reasons.indexOf("Running"));
+    expect(reasons.indexOf("Running")).toBeLessThan(reasons.indexOf("Starting"));
+    expect(reasons.slice(-4)).toEqual(["Pulled", "Pulling", "Provisioning", "Created"]);
+    const ready = eventsTable()
+      .locator("tbody tr")
+      .filter({ has: page.locator('[data-label="Reason"]', { hasText: /^Ready$/ }) });
+    expect(await ready.locator('[data-label="Type"]').innerText()).toBe("Normal");
+    expect(await ready.locator('[data-label="Message"]').innerText()).toBe("the guest is ready");
+    expect(await ready.locator('[data-label="Time"]').innerText()).toMatch(/^\d+s ago$/);
+    await page.evaluate(() => window.scrollTo(0, 0));
     await ui.screenshot("15-vm-details");
+    // The time itself is in a tooltip that the keyboard reaches too.
+    await ready.locator("time").focus();
+    const tooltip = page.getByRole("tooltip");
+    await tooltip.waitFor({ timeout: STEP_MS });
+    // (in the browser's own locale and time zone)
+    const exact = await ready
+      .locator("time")
+      .evaluate((el) => new Date(el.getAttribute("datetime") as string).toLocaleString());
+    expect(await tooltip.innerText()).toBe(exact);
+    // (shown once it has faded in)
+    await expect
+      .poll(() => tooltip.evaluate((el) => getComputedStyle(el).opacity), { timeout: STEP_MS })
+      .toBe("1");
+    await ui.screenshot("15-vm-events");
+    await page.keyboard.press("Escape");
+    await tooltip.waitFor({ state: "hidden", timeout: STEP_MS });
 
     await page.getByRole("tab", { name: "Serial console" }).click();
     await page.getByText("Serial console: connected").waitFor({ timeout: STEP_MS });
@@ -230,6 +263,10 @@ describe("VMs in a real browser, on local QEMU", () => {
       .waitFor({ timeout: 60_000 });
     expect(await actions.getByRole("button", { name: "Stop" }).isDisabled()).toBe(true);
     expect(await page.locator("[data-phase]").first().getAttribute("data-phase")).toBe("Stopped");
+    // The request and what it led to, live on the page.
+    await expect
+      .poll(async () => (await eventReasons()).slice(0, 3), { timeout: STEP_MS })
+      .toEqual(["Stopped", "Stopping", "StopRequested"]);
     await ui.screenshot("18-vm-stopped");
 
     await actions.getByRole("button", { name: "Delete" }).click();

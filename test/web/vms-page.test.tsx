@@ -2,11 +2,12 @@
 // The VMs page and a VM's details against a fake server: the list with status (import progress), phase,
 // IPs, OS and age; actions enabled exactly when the server's rule allows them; an action's answer shown at
 // once and a refusal in the server's words; delete behind a confirmation; live updates from the event
-// stream; the details with SSH command, conditions and notes; tabs in the URL; empty and error states.
+// stream; the details with SSH command, conditions, events (newest first, live) and notes; tabs in the
+// URL; empty and error states.
 import { cleanup, fireEvent, screen, waitFor, within } from "@testing-library/react";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { Route } from "wouter";
-import { allowedActions, VM_ACTIONS, type Vm } from "../../src/vms/model.ts";
+import { allowedActions, VM_ACTIONS, type Vm, type VmEvent } from "../../src/vms/model.ts";
 import VmDetailsPage from "../../web/src/pages/VmDetailsPage.tsx";
 import VmsPage from "../../web/src/pages/VmsPage.tsx";
 import { EventFeed, fakeServer, type Reply, renderAt, type SentRequest, vmFixture } from "./support.tsx";
@@ -196,7 +197,10 @@ describe("VM details page", () => {
   });
 
   it("shows the spec, the SSH command, conditions with reason, message and time, and notes", async () => {
-    serve([READY], { "GET /api/v1/namespaces/demo/vms/web": () => ({ body: READY }) });
+    serve([READY], {
+      "GET /api/v1/namespaces/demo/vms/web": () => ({ body: READY }),
+      "GET /api/v1/namespaces/demo/vms/web/events": () => ({ body: { items: [] } }),
+    });
     details("/vms/web?ns=demo");
     expect(await screen.findByRole("heading", { name: "web", level: 1 })).toBeTruthy();
     expect((screen.getByLabelText("SSH command") as HTMLInputElement).value).toBe(
@@ -209,6 +213,7 @@ describe("VM details page", () => {
       new Date("2026-01-01T00:00:05Z").toLocaleString(),
     );
     expect(within(screen.getByRole("list", { name: "Notes" })).getByText(/mapped to q35/)).toBeTruthy();
+    expect(await screen.findByText("No events recorded yet.")).toBeTruthy();
     expect(screen.getByText("qemu — qemu tcg, machine q35")).toBeTruthy();
     const actions = screen.getByRole("group", { name: "Actions on web" });
     expect(
@@ -217,6 +222,116 @@ describe("VM details page", () => {
         .filter((b) => !(b as HTMLButtonElement).disabled)
         .map((b) => b.textContent),
     ).toEqual(["Stop", "Restart", "Pause", "Delete"]);
+  });
+
+  it("shows the events newest first: age with the time, warnings marked, repeats counted; live", async () => {
+    const ago = (seconds: number) => new Date(Date.now() - seconds * 1000).toISOString();
+    const event = (reason: string, seconds: number, extra: Partial<VmEvent> = {}): VmEvent => ({
+      time: ago(seconds),
+      type: "Normal",
+      reason,
+      message: `${reason} message`,
+      count: 1,
+      source: "osimg-qemu",
+      ...extra,
+    });
+    const state = {
+      events: [
+        event("Created", 300),
+        event("Pulling", 290),
+        event("ImagePullFailed", 200, {
+          type: "Warning",
+          message: "Failure=True: connection refused",
+          count: 3,
+          firstTime: ago(280),
+        }),
+        event("ImportSucceeded", 100, {
+          source: "datavolume-import-controller",
+          object: { kind: "DataVolume", name: "web-rootdisk" },
+        }),
+      ],
+    };
+    const { feed, sent } = serve([READY], {
+      "GET /api/v1/namespaces/demo/vms/web": () => ({ body: READY }),
+      "GET /api/v1/namespaces/demo/vms/web/events": () => ({ body: { items: state.events } }),
+    });
+    details("/vms/web?ns=demo");
+    const table = await screen.findByRole("grid", { name: "Events" });
+    const rows = () => within(table).getAllByRole("row").slice(1);
+    const column = (label: string) => rows().map((r) => cell(r, label));
+    expect(column("Reason")).toEqual(["ImportSucceeded", "ImagePullFailed", "Pulling", "Created"]);
+    expect(column("Type")).toEqual(["Normal", "Warning", "Normal", "Normal"]);
+    expect(column("Count")).toEqual(["", "×3", "", ""]);
+    expect(column("Time")).toEqual(["100s ago", "3m ago", "4m ago", "5m ago"]);
+    expect(column("Source")).toEqual([
+      "datavolume-import-controller",
+      "osimg-qemu",
+      "osimg-qemu",
+      "osimg-qemu",
+    ]);
+    expect(column("Message")[0]).toBe("DataVolume web-rootdisk" + "ImportSucceeded message");
+    const warning = rows()[1] as HTMLElement;
+    expect(warning.getAttribute("data-type")).toBe("Warning");
+    expect(warning.querySelector('[data-label="Type"] svg')).toBeTruthy();
+    // The time itself, for the tooltip and for machines; focusable, so that the keyboard reaches it.
+    const time = warning.querySelector("time") as HTMLElement;
+    expect(time.getAttribute("datetime")).toBe(state.events[2]?.time);
+    expect(time.tabIndex).toBe(0);
+
+    // The VM changed: its events are fetched again, and the new one is on top.
+    await waitFor(() => expect(feed.open).toBe(1));
+    const fetches = () => sent.filter((r) => r.path === "/api/v1/namespaces/demo/vms/web/events").length;
+    const before = fetches();
+    state.events = [...state.events, event("Ready", 1, { message: "the guest is ready" })];
+    feed.send("vm", { namespace: "demo", name: "web", deleted: false });
+    await waitFor(() =>
+      expect(
+        cell(
+          within(screen.getByRole("grid", { name: "Events" })).getAllByRole("row")[1] as HTMLElement,
+          "Reason",
+        ),
+      ).toBe("Ready"),
+    );
+    expect(fetches()).toBeGreaterThan(before);
+  });
+
+  it("shows the newest events first and the others on request; says when they cannot be loaded", async () => {
+    const many = Array.from({ length: 25 }, (_, i) => ({
+      time: new Date(Date.now() - (25 - i) * 1000).toISOString(),
+      type: "Normal" as const,
+      reason: `Step${i}`,
+      message: "",
+      count: 1,
+      source: "osimg-qemu",
+    }));
+    serve([READY], {
+      "GET /api/v1/namespaces/demo/vms/web": () => ({ body: READY }),
+      "GET /api/v1/namespaces/demo/vms/web/events": () => ({ body: { items: many } }),
+    });
+    details("/vms/web?ns=demo");
+    const table = await screen.findByRole("grid", { name: "Events" });
+    expect(within(table).getAllByRole("row")).toHaveLength(21);
+    expect(cell(within(table).getAllByRole("row")[1] as HTMLElement, "Reason")).toBe("Step24");
+    const more = screen.getByRole("button", { name: "Show all 25 events" });
+    expect(more.getAttribute("aria-expanded")).toBe("false");
+    fireEvent.click(more);
+    expect(within(table).getAllByRole("row")).toHaveLength(26);
+    expect(
+      screen.getByRole("button", { name: "Show the newest 20 only" }).getAttribute("aria-expanded"),
+    ).toBe("true");
+    cleanup();
+
+    serve([READY], {
+      "GET /api/v1/namespaces/demo/vms/web": () => ({ body: READY }),
+      "GET /api/v1/namespaces/demo/vms/web/events": () => ({
+        status: 403,
+        body: { error: "forbidden", message: "alice cannot list events", hint: "ask for the right" },
+      }),
+    });
+    details("/vms/web?ns=demo");
+    expect(await screen.findByText("Cannot load the events")).toBeTruthy();
+    expect(screen.getByText("Alice cannot list events. Ask for the right.")).toBeTruthy();
+    expect(screen.getByRole("button", { name: "Try again" })).toBeTruthy();
   });
 
   it("opens a tab from the URL: what the provider runs, grouped by option", async () => {

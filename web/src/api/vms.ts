@@ -1,13 +1,13 @@
-// VMs as the UI reads and drives them: the list and each VM (refetched when the server's event stream
-// says one changed), create (with a dry run for the Review step), lifecycle actions, delete, the rendered
-// manifest, and the console WebSocket URLs.
+// VMs as the UI reads and drives them: the list and each VM with its events (refetched when the server's
+// event stream says one changed), create (with a dry run for the Review step), lifecycle actions, delete,
+// the rendered manifest, and the console WebSocket URLs.
 import { queryOptions, useQueryClient } from "@tanstack/react-query";
 import { useEffect, useState } from "react";
-import type { Vm, VmAction, VmCreateRequest } from "../../../src/vms/model.ts";
+import type { Vm, VmAction, VmCreateRequest, VmEvent } from "../../../src/vms/model.ts";
 import { consoleProtocols } from "../auth/session.ts";
 import { followEvents, requestJson, socketUrl } from "./http.ts";
 
-export type { Vm, VmAction, VmCreateRequest };
+export type { Vm, VmAction, VmCreateRequest, VmEvent };
 
 export interface Rendered {
   format: "yaml" | "argv";
@@ -20,6 +20,9 @@ const vmPath = (namespace: string, name: string) => `${vmsPath(namespace)}/${enc
 
 export const vmsKey = (namespace: string) => ["vms", namespace] as const;
 export const vmKey = (namespace: string, name: string) => ["vms", namespace, name] as const;
+/** A VM's events (what happened to it), not the stream of changes that useVmEvents follows. */
+export const eventsOfVmKey = (namespace: string, name: string) =>
+  [...vmKey(namespace, name), "events"] as const;
 
 /** While the event stream is down, the list is polled this often instead. */
 const FALLBACK_POLL_MS = 5000;
@@ -36,6 +39,16 @@ export function vmQuery(namespace: string, name: string, live = true) {
   return queryOptions({
     queryKey: vmKey(namespace, name),
     queryFn: ({ signal }) => requestJson<Vm>(vmPath(namespace, name), { signal }),
+    refetchInterval: live ? false : FALLBACK_POLL_MS,
+  });
+}
+
+/** What happened to a VM, oldest first (as the server answers). Refetched when the VM changes. */
+export function eventsOfVmQuery(namespace: string, name: string, live = true) {
+  return queryOptions({
+    queryKey: eventsOfVmKey(namespace, name),
+    queryFn: async ({ signal }) =>
+      (await requestJson<{ items: VmEvent[] }>(`${vmPath(namespace, name)}/events`, { signal })).items,
     refetchInterval: live ? false : FALLBACK_POLL_MS,
   });
 }
@@ -130,9 +143,9 @@ export class Coalescer {
 }
 
 /**
- * Follows the namespace's VM events while mounted: each change refetches the list and the changed VMs;
- * a (re)connection refetches everything (changes may have been missed). Returns whether the stream is
- * connected (when it is not, the queries poll instead).
+ * Follows the namespace's VM events while mounted: each change refetches the list and the changed VMs
+ * (with their events, where shown); a (re)connection refetches everything (changes may have been
+ * missed). Returns whether the stream is connected (when it is not, the queries poll instead).
  */
 export function useVmEvents(namespace: string): boolean {
   const client = useQueryClient();
@@ -151,7 +164,11 @@ export function useVmEvents(namespace: string): boolean {
       }
       await Promise.all([
         client.invalidateQueries({ queryKey: vmsKey(namespace), exact: true }),
-        ...names.map((name) => client.invalidateQueries({ queryKey: vmKey(namespace, name), exact: true })),
+        ...names.flatMap((name) => [
+          client.invalidateQueries({ queryKey: vmKey(namespace, name), exact: true }),
+          // A change of a VM is (or comes with) an event: its list is fetched again where it is shown.
+          client.invalidateQueries({ queryKey: eventsOfVmKey(namespace, name), exact: true }),
+        ]),
       ]);
     });
     const stop = followEvents(`/api/v1/namespaces/${enc(namespace)}/vm-events`, {

@@ -1,6 +1,7 @@
 // One VM: its status and actions, then tabs: the overview (spec, SSH command, conditions with reason,
-// message and time, notes), the serial console, the VNC display, and what the provider runs. The
-// consoles are loaded (and connect) only when their tab is opened. Live through the VM event stream.
+// message and time, what happened to it (its events), notes), the serial console, the VNC display, and
+// what the provider runs. The consoles are loaded (and connect) only when their tab is opened. Live
+// through the VM event stream.
 import {
   Breadcrumb,
   BreadcrumbItem,
@@ -37,6 +38,7 @@ import { PATHS } from "../routes.ts";
 import { useNow } from "../time.ts";
 import { useVmActions, VmActionButtons } from "../vms/actions.tsx";
 import { age, renderedText, sshCommand } from "../vms/status.ts";
+import { VmEventsTable } from "../vms/VmEventsTable.tsx";
 import { VmStatus } from "../vms/VmStatus.tsx";
 
 const SerialConsole = lazy(() => import("../consoles/SerialConsole.tsx"));
@@ -57,7 +59,7 @@ function when(iso: string | undefined): string {
   return iso ? new Date(iso).toLocaleString() : "—";
 }
 
-function Overview({ vm }: { vm: Vm }) {
+function Overview({ vm, live }: { vm: Vm; live: boolean }) {
   const ssh = sshCommand(vm);
   const now = useNow(5000);
   const { spec, status } = vm;
@@ -133,6 +135,8 @@ function Overview({ vm }: { vm: Vm }) {
           </Tbody>
         </Table>
       )}
+      <Title headingLevel="h2">Events</Title>
+      <VmEventsTable namespace={vm.namespace} name={vm.name} live={live} />
       <Title headingLevel="h2">Notes</Title>
       {status.notes.length === 0 ? (
         <p className="osimg-muted">No notes.</p>
@@ -172,7 +176,7 @@ function Manifest({ namespace, name }: { namespace: string; name: string }) {
   );
 }
 
-function VmDetails({ vm, namespace }: { vm: Vm; namespace: string }) {
+function VmDetails({ vm, namespace, live }: { vm: Vm; namespace: string; live: boolean }) {
   const [params, setParams] = useSearchParams();
   const [, navigate] = useLocation();
   const [error, setError] = useState<string | undefined>();
@@ -217,7 +221,7 @@ function VmDetails({ vm, namespace }: { vm: Vm; namespace: string }) {
           {[
             <Tab key="overview" eventKey="overview" title={<TabTitleText>Overview</TabTitleText>}>
               <div className="osimg-tab-body">
-                <Overview vm={vm} />
+                <Overview vm={vm} live={live} />
               </div>
             </Tab>,
             ...CONSOLES.map(({ key, title, kind, Console }) => (
@@ -270,7 +274,7 @@ export default function VmDetailsPage() {
         </Breadcrumb>
       </PageSection>
       {query.data && !gone ? (
-        <VmDetails vm={query.data} namespace={namespace} />
+        <VmDetails vm={query.data} namespace={namespace} live={live} />
       ) : gone ? (
         <PageSection isFilled>
           <EmptyState titleText={`No VM ${name} in project ${namespace}`} headingLevel="h1">
