@@ -4,6 +4,7 @@
 // comes from the cache), packed as a containerDisk that skopeo and umoci accept, pushed to a real registry
 // (Debian's docker-registry on 127.0.0.1) and deleted from it. An interrupted build leaves nothing behind.
 import { execFile } from "node:child_process";
+import { existsSync } from "node:fs";
 import { cp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -220,6 +221,7 @@ describe("a Debian image built from examples/debian-cloud", () => {
     const controller = new AbortController();
     const out = join(dir, "interrupted");
     let buildId = "";
+    let scratch = "";
     const result = await build({
       specFile: join(EXAMPLE_DIR, "spec.toml"),
       kind: "vm-img",
@@ -228,12 +230,15 @@ describe("a Debian image built from examples/debian-cloud", () => {
       signal: controller.signal,
       log: (line) => {
         buildId ||= /^build (\S+):/.exec(line)?.[1] ?? "";
+        scratch ||= /, scratch in (\S+)\)$/.exec(line)?.[1] ?? "";
         if (line.startsWith("==> filesystem.unpack")) controller.abort();
       },
     }).catch((e: unknown) => e);
     expect(result).toBeInstanceOf(BuildInterrupted);
     expect(buildId).not.toBe("");
     expect(await readdir(join(dataDir, "build", "work"))).not.toContain(buildId);
+    expect(scratch).not.toBe("");
+    expect(existsSync(scratch)).toBe(false);
     expect(await readdir(out)).toEqual([]);
   }, 600_000);
 });

@@ -328,6 +328,10 @@ describe("injection: the pipeline, run on a synthetic root filesystem", () => {
     expect(code, stderr).toBe(143);
     expect(stderr).toContain("SIGTERM: stopping the build and removing its work directory");
     expect(await readdir(join(dataDir, "build", "work"))).toEqual([]);
+    // Nor its scratch directory (on /dev/shm when it has room), with the unpacked tree in it.
+    const scratch = /^build \S+: .*, scratch in (\S+)\)$/m.exec(stderr)?.[1];
+    expect(scratch, stderr).toBeDefined();
+    expect(existsSync(scratch as string)).toBe(false);
     expect(await readdir(out)).toEqual([]);
   }, 120_000);
 });

@@ -20,6 +20,7 @@ function input(overrides: Partial<PlanInput> = {}): PlanInput {
     specDir: "/specs/demo",
     buildId: "b1",
     workDir: "/data/build/work/b1",
+    scratchDir: "/dev/shm/osimg-build-b1",
     outDir: "/out",
     cacheDir: "/data/cache/build",
     epoch: 1735689600,

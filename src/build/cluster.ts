@@ -29,6 +29,9 @@ export const BUILD_ID_ANNOTATION = "osimg.io/build-id";
 const CONFIGMAP_LIMIT = 1024 * 1024 - 16 * 1024;
 const CATALOG_KEY = "images.yaml";
 const SPEC_MOUNT = "/spec";
+const SCRATCH_MOUNT = "/scratch";
+/** Room for a root filesystem tar and its unpacked tree (memory-backed: it counts as the pod's memory). */
+const SCRATCH_SIZE = "6Gi";
 
 export class ClusterBuildError extends Error {
   override name = "ClusterBuildError";
@@ -170,10 +173,13 @@ export function renderBuildJob(input: BuildJobInput): { configMap: V1ConfigMap; 
       image: input.builderImage,
       imagePullPolicy: "IfNotPresent",
       command,
-      env:
-        input.sourceDateEpoch !== undefined
+      env: [
+        // The unpacked root filesystem goes to memory (a disk-backed emptyDir is ten times slower at it).
+        { name: "OSIMG_BUILD_SCRATCH", value: SCRATCH_MOUNT },
+        ...(input.sourceDateEpoch !== undefined
           ? [{ name: "SOURCE_DATE_EPOCH", value: String(input.sourceDateEpoch) }]
-          : [],
+          : []),
+      ],
       ...(input.credentialsSecret
         ? { envFrom: [{ secretRef: { name: input.credentialsSecret, optional: false } }] }
         : {}),
@@ -181,6 +187,7 @@ export function renderBuildJob(input: BuildJobInput): { configMap: V1ConfigMap; 
         { name: "spec", mountPath: SPEC_MOUNT, readOnly: true },
         { name: "out", mountPath: "/out" },
         { name: "data", mountPath: "/var/lib/osimg" },
+        { name: "scratch", mountPath: SCRATCH_MOUNT },
       ],
       // mmdebstrap needs mount namespaces (and chroot) for the packages' maintainer scripts.
       securityContext: { privileged: true, runAsUser: 0 },
@@ -190,6 +197,7 @@ export function renderBuildJob(input: BuildJobInput): { configMap: V1ConfigMap; 
     { name: "spec", configMap: { name, items } },
     { name: "out", emptyDir: {} },
     { name: "data", emptyDir: {} },
+    { name: "scratch", emptyDir: { medium: "Memory", sizeLimit: SCRATCH_SIZE } },
   ];
   return { configMap, job };
 }

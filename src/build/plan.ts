@@ -49,6 +49,11 @@ export interface PlanInput {
   specDir: string;
   buildId: string;
   workDir: string;
+  /**
+   * Where the root filesystem is unpacked and mmdebstrap keeps its temporary chroot: a tmpfs when one has
+   * room (tens of thousands of small files are written and removed there), else under the work directory.
+   */
+  scratchDir: string;
   outDir: string;
   /** The builder's cache: base root filesystems and downloaded packages. */
   cacheDir: string;
@@ -299,7 +304,7 @@ export function rootfsEdits(
 const STANDARD_IDS = ["disk", "esp", "rootPart", "rootFs", "persistPart", "persistFs"] as const;
 
 export function makePlan(input: PlanInput): Plan {
-  const { spec, kind, workDir: work, outDir: out } = input;
+  const { spec, kind, workDir: work, scratchDir: scratch, outDir: out } = input;
   const wrap = namespaceWrapper(input.rootless);
   const key = baseKey(input);
   const ids = Object.fromEntries(
@@ -337,6 +342,8 @@ export function makePlan(input: PlanInput): Plan {
     : undefined;
   const steps: Step[] = [
     exec("bootstrap", "bootstrap.cache-dirs", "cache directories", ["mkdir", "-p", rootfsDir, debs]),
+    // Readable by the image's owners, who are not the builder's uid when rootless, whatever the umask.
+    exec("bootstrap", "bootstrap.scratch-dir", "scratch directory", ["install", "-d", "-m", "0755", scratch]),
     exec(
       "bootstrap",
       "bootstrap.mmdebstrap",
@@ -361,6 +368,7 @@ export function makePlan(input: PlanInput): Plan {
       ]),
       {
         cwd: debs,
+        env: { ...env, TMPDIR: scratch },
         cache: {
           path: baseTar,
           partial: `${baseTar}.partial-${input.buildId}`,
@@ -380,7 +388,7 @@ export function makePlan(input: PlanInput): Plan {
     diskKind && size !== undefined ? Math.floor(imgSizeBytes(size) / MiB) - 2 - ESP_MiB - rootMiB : 0;
   const persistPartition = persistMiB > 0;
 
-  const customized = spec.chroot_script ? join(work, "customized.tar") : rootfsTar;
+  const customized = spec.chroot_script ? join(scratch, "customized.tar") : rootfsTar;
   steps.push(
     native(
       "customize",
@@ -401,7 +409,7 @@ export function makePlan(input: PlanInput): Plan {
         op: "copy-in",
         root: input.specDir,
         path: spec.chroot_script.path,
-        to: join(work, "chroot-script"),
+        to: join(scratch, "chroot-script"),
         mode: 0o755,
         field: "chroot_script.path",
       }),
@@ -419,7 +427,10 @@ export function makePlan(input: PlanInput): Plan {
           rootfsTar,
           mirror,
         ]),
-        { cwd: work, env: { ...env, OSIMG_CHROOT_KEEP: spec.chroot_script.rm ? "0" : "1" } },
+        {
+          cwd: scratch,
+          env: { ...env, TMPDIR: scratch, OSIMG_CHROOT_KEEP: spec.chroot_script.rm ? "0" : "1" },
+        },
       ),
     );
   }
@@ -434,8 +445,8 @@ export function makePlan(input: PlanInput): Plan {
   ];
   let cmdline: string | undefined;
   if (diskKind) {
-    const rootDir = join(work, "rootfs");
-    const persistDir = join(work, "persist");
+    const rootDir = join(scratch, "rootfs");
+    const persistDir = join(scratch, "persist");
     const kernel = join(work, "vmlinuz");
     const initrd = join(work, "initrd.img");
     cmdline = `root=PARTUUID=${ids.rootPart} ro console=tty0 console=ttyS0,115200n8`;

@@ -596,22 +596,27 @@ export function bootFiles(view: RootfsView): { kernel?: string; initrd?: string 
   return { kernel: `${dir}/vmlinuz-${version}`, ...(view.get(initrd) ? { initrd } : {}) };
 }
 
-/** Copies files out of a tar (e.g. the kernel and initrd) to host paths. */
-export async function extractFiles(tar: string, files: { path: string; to: string }[]): Promise<void> {
+/**
+ * Copies the newest kernel and its initrd out of a root filesystem tar to host paths (one index of the
+ * archive); returns their paths inside it, or nothing when the image has no kernel and initrd.
+ */
+export async function extractBootFiles(
+  tar: string,
+  to: { kernel: string; initrd: string },
+): Promise<{ kernel: string; initrd: string } | undefined> {
   const view = await RootfsView.open(tar);
-  for (const { path, to } of files) {
-    const data = await view.read(path);
-    if (data === undefined) throw new RootfsError(`/${path} is not in ${tar}`);
-    const handle = await open(to, "w", 0o644);
+  const { kernel, initrd } = bootFiles(view);
+  if (!kernel || !initrd) return undefined;
+  for (const [path, target] of [
+    [kernel, to.kernel],
+    [initrd, to.initrd],
+  ] as const) {
+    const handle = await open(target, "w", 0o644);
     try {
-      await handle.writeFile(data);
+      await handle.writeFile((await view.read(path)) as Buffer);
     } finally {
       await handle.close();
     }
   }
-}
-
-/** The kernel and initrd paths inside a tar. */
-export async function findBootFiles(tar: string): Promise<{ kernel?: string; initrd?: string }> {
-  return bootFiles(await RootfsView.open(tar));
+  return { kernel, initrd };
 }

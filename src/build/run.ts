@@ -18,7 +18,7 @@ import { dirname } from "node:path";
 import { buildOciImage } from "../oci/layout.ts";
 import { pushLayout } from "../oci/push.ts";
 import { isAlive } from "../vms/providers/qemu/process.ts";
-import { containedPath, customizeRootfs, extractFiles, findBootFiles } from "./rootfs.ts";
+import { containedPath, customizeRootfs, extractBootFiles } from "./rootfs.ts";
 import type { ExecStep, NativeOp, Step } from "./steps.ts";
 
 export class StepError extends Error {
@@ -171,17 +171,13 @@ export async function nativeStep(op: NativeOp, context: NativeContext): Promise<
       return result;
     }
     case "extract-boot-files": {
-      const boot = await findBootFiles(op.tar);
-      if (!boot.kernel || !boot.initrd)
+      const boot = await extractBootFiles(op.tar, { kernel: op.kernel, initrd: op.initrd });
+      if (!boot)
         throw new StepError(
           "extract-boot-files",
           `the root filesystem has no kernel and initrd in /boot`,
           "install a kernel package, e.g. linux-image-cloud-amd64",
         );
-      await extractFiles(op.tar, [
-        { path: boot.kernel, to: op.kernel },
-        { path: boot.initrd, to: op.initrd },
-      ]);
       await utimes(op.kernel, op.mtime, op.mtime);
       await utimes(op.initrd, op.mtime, op.mtime);
       return boot;

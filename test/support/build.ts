@@ -235,7 +235,7 @@ export function localPodRunner(options: {
       const [program, ...args] = container.command;
       if (program !== "osimg") throw new Error(`the pod runs ${program}, not osimg`);
       const env: NodeJS.ProcessEnv = { ...process.env, ...options.env };
-      for (const e of container.env ?? []) env[e.name] = e.value;
+      for (const e of container.env ?? []) env[e.name] = mapPath(e.value);
       for (const from of container.envFrom ?? []) {
         if (!from.secretRef || !options.secrets) continue;
         const secret = options.secrets(
