@@ -39,7 +39,10 @@ export interface GuestImageOptions {
 
 const RECIPE_VERSION = 1;
 /** The code that builds images is an input of every image too. */
-const RECIPE_FILES = ["./guest/disk.ts", "./guest/cpio.ts"].map((f) => new URL(f, import.meta.url).pathname);
+/** The code that makes the images: a change to any of it makes new ones. */
+const RECIPE_FILES = ["./guest/disk.ts", "./guest/cpio.ts", "../../src/build/disk.ts"].map(
+  (f) => new URL(f, import.meta.url).pathname,
+);
 
 async function recipe(): Promise<string[]> {
   return [String(RECIPE_VERSION), ...(await Promise.all(RECIPE_FILES.map(sha256File)))];
