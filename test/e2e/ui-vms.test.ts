@@ -202,7 +202,7 @@ describe("VMs in a real browser, on local QEMU", () => {
     expect(await ready.locator('[data-label="Type"]').innerText()).toBe("Normal");
     expect(await ready.locator('[data-label="Message"]').innerText()).toBe("the guest is ready");
     expect(await ready.locator('[data-label="Time"]').innerText()).toMatch(/^\d+s ago$/);
-    await page.evaluate(() => window.scrollTo(0, 0));
+    await page.evaluate("window.scrollTo(0, 0)");
     await ui.screenshot("15-vm-details");
     // The time itself is in a tooltip that the keyboard reaches too.
     await ready.locator("time").focus();
@@ -215,7 +215,9 @@ describe("VMs in a real browser, on local QEMU", () => {
     expect(await tooltip.innerText()).toBe(exact);
     // (shown once it has faded in)
     await expect
-      .poll(() => tooltip.evaluate((el) => getComputedStyle(el).opacity), { timeout: STEP_MS })
+      .poll(() => tooltip.evaluate((el) => el.ownerDocument.defaultView?.getComputedStyle(el).opacity), {
+        timeout: STEP_MS,
+      })
       .toBe("1");
     await ui.screenshot("15-vm-events");
     await page.keyboard.press("Escape");
