@@ -57,12 +57,14 @@ interface Response {
 
 class RegistryClient {
   readonly #base: string;
+  readonly #registry: string;
   readonly #repository: string;
   readonly #basic: string | undefined;
   #authorization: string | undefined;
 
   constructor(reference: ImageReference, tlsVerify: boolean, env: NodeJS.ProcessEnv) {
     this.#base = `${tlsVerify ? "https" : "http"}://${reference.registry}`;
+    this.#registry = reference.registry;
     this.#repository = reference.repository;
     const user = env.OSIMG_REGISTRY_USERNAME;
     this.#basic = user
@@ -88,37 +90,59 @@ class RegistryClient {
       { ...headers, ...(this.#authorization ? { authorization: this.#authorization } : {}) },
       body,
     );
-    if (response.status === 401 && !retried) {
-      const challenge = String(response.headers["www-authenticate"] ?? "");
-      if (challenge.startsWith("Bearer ")) this.#authorization = `Bearer ${await this.#token(challenge)}`;
-      else if (this.#basic) this.#authorization = this.#basic;
-      else
-        throw new Error(
-          `${url.host} wants credentials: set OSIMG_REGISTRY_USERNAME and OSIMG_REGISTRY_PASSWORD`,
-        );
-      return this.send(method, url, headers, body, true);
+    if (response.status !== 401) return response;
+    const challenge = String(response.headers["www-authenticate"] ?? "");
+    if (retried) {
+      // Already answered with fresh credentials (or a fresh token): asking again would not change it.
+      const reason = /error="([^"]*)"/.exec(challenge)?.[1];
+      throw new Error(
+        this.#basic
+          ? `${url.host} refused the credentials in OSIMG_REGISTRY_USERNAME / OSIMG_REGISTRY_PASSWORD for ${method} ${url.pathname} (HTTP 401${reason ? `, ${reason}` : ""}): check them, and that the account may ${actionsFor(method)} ${this.#repository}`
+          : `${url.host} wants credentials for ${method} ${url.pathname} (HTTP 401): set OSIMG_REGISTRY_USERNAME and OSIMG_REGISTRY_PASSWORD`,
+      );
     }
-    return response;
+    if (challenge.startsWith("Bearer "))
+      this.#authorization = `Bearer ${await this.#token(challenge, method)}`;
+    else if (this.#basic) this.#authorization = this.#basic;
+    else
+      throw new Error(
+        `${url.host} wants credentials: set OSIMG_REGISTRY_USERNAME and OSIMG_REGISTRY_PASSWORD`,
+      );
+    return this.send(method, url, headers, body, true);
   }
 
-  async #token(challenge: string): Promise<string> {
+  async #token(challenge: string, method: string): Promise<string> {
     const params = Object.fromEntries(
       [...challenge.slice(7).matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1], m[2]]),
     );
     if (!params.realm) throw new Error(`registry challenge has no realm: ${challenge}`);
     const url = new URL(params.realm);
     if (params.service) url.searchParams.set("service", params.service);
-    url.searchParams.set("scope", params.scope ?? `repository:${this.#repository}:pull,push`);
+    // The challenge names the scope the request needs; without one, ask what docker-registry's token
+    // auth wants for the method: pull to read, pull and push to write, delete to delete.
+    url.searchParams.set("scope", params.scope ?? `repository:${this.#repository}:${actionsFor(method)}`);
     const response = await rawRequest("GET", url, this.#basic ? { authorization: this.#basic } : {});
-    if (response.status !== 200)
+    if (response.status !== 200) {
+      const answer = `its token service ${url.origin}${url.pathname} answered HTTP ${response.status}${response.body ? `: ${response.body.slice(0, 200)}` : ""}`;
+      if (response.status !== 401 && response.status !== 403)
+        throw new Error(`no token from ${this.#registry}: ${answer}`);
       throw new Error(
-        `token request to ${url.host} answered ${response.status}: ${response.body.slice(0, 200)}`,
+        this.#basic
+          ? `${this.#registry} refused the credentials in OSIMG_REGISTRY_USERNAME / OSIMG_REGISTRY_PASSWORD: ${answer}`
+          : `${this.#registry} wants credentials: set OSIMG_REGISTRY_USERNAME and OSIMG_REGISTRY_PASSWORD (${answer})`,
       );
+    }
     const parsed = JSON.parse(response.body) as { token?: string; access_token?: string };
     const token = parsed.token ?? parsed.access_token;
     if (!token) throw new Error(`token response of ${url.host} has no token`);
     return token;
   }
+}
+
+/** The actions of a repository scope a request with this method needs (docker-registry's token auth). */
+function actionsFor(method: string): string {
+  if (method === "GET" || method === "HEAD") return "pull";
+  return method === "DELETE" ? "delete" : "pull,push";
 }
 
 function rawRequest(
