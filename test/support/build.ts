@@ -264,3 +264,76 @@ export function localPodRunner(options: {
     }
   };
 }
+
+export interface AccessLogEntry {
+  /** The client's address (no port): who really connected. */
+  remote: string;
+  method: string;
+  /** The request URI as received (path and query). */
+  uri: string;
+  status: number;
+}
+
+/**
+ * startRegistry's registry with its access log kept: docker-registry writes a line for every request it
+ * answers (the connecting address, the method, the URI and the status) on its standard output.
+ */
+export async function startRegistryWithAccessLog(): Promise<Registry & { accessLog: AccessLogEntry[] }> {
+  const dir = await tempDir("osimg-registry-");
+  const port = await findFreePort();
+  const config = join(dir, "config.yml");
+  await writeFile(
+    config,
+    [
+      "version: 0.1",
+      "log: { level: error }",
+      `storage: { filesystem: { rootdirectory: ${join(dir, "data")} }, delete: { enabled: true } }`,
+      `http: { addr: "127.0.0.1:${port}" }`,
+      "",
+    ].join("\n"),
+  );
+  const child = spawn("docker-registry", ["serve", config], { stdio: ["ignore", "pipe", "pipe"] });
+  const accessLog: AccessLogEntry[] = [];
+  let partial = "";
+  child.stdout.on("data", (d: Buffer) => {
+    const lines = (partial + d.toString()).split("\n");
+    partial = lines.pop() ?? "";
+    for (const line of lines) {
+      const m = /^(\S+) \S+ \S+ \[[^\]]*\] "(\S+) (\S+) HTTP\/[\d.]+" (\d{3}) /.exec(line);
+      if (m)
+        accessLog.push({
+          remote: m[1] as string,
+          method: m[2] as string,
+          uri: m[3] as string,
+          status: Number(m[4]),
+        });
+    }
+  });
+  let stderr = "";
+  child.stderr.on("data", (d: Buffer) => {
+    stderr += d.toString();
+  });
+  const address = `127.0.0.1:${port}`;
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    const ok = await fetch(`http://${address}/v2/`).then(
+      (r) => r.status === 200,
+      () => false,
+    );
+    if (ok) break;
+    if (child.exitCode !== null || Date.now() > deadline) {
+      child.kill("SIGKILL");
+      throw new Error(`docker-registry did not start: ${stderr.slice(-500)}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return {
+    address,
+    accessLog,
+    async stop() {
+      child.kill("SIGTERM");
+      await new Promise((r) => child.once("exit", r));
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
