@@ -4,6 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { VmRecords } from "../src/vms/records.ts";
 import { entryYaml } from "./support/catalogs.ts";
 import { type FixtureServer, startFixtureServer } from "./support/http-fixture-server.ts";
 import { makeImageFixtures, sha256File } from "./support/image-fixtures.ts";
@@ -101,6 +102,23 @@ describe("osimg image pull|list|rm", () => {
     const list = await osimg(["image", "list", "--data-dir", data]);
     expect(list.stdout.split("\n")[0]).toMatch(/^ID\s+FORMAT\s+VIRTUAL\s+SIZE\s+CHECKSUM/);
     expect(list.stdout).toMatch(/vdi .* tiny-vdi/);
+    // Not while a local VM's disk is made on it.
+    const records = new VmRecords(join(data, "osimg.db"));
+    records.insert({
+      namespace: "default",
+      name: "vm-on-it",
+      provider: "qemu",
+      spec: {} as never,
+      createdAt: new Date().toISOString(),
+      instanceId: "i-1",
+      runtime: { desired: "stopped", baseImage: record.sha256 },
+    });
+    const refused = await osimg(["image", "rm", record.sha256.slice(0, 12), "--data-dir", data]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain("is the base of the disk of VM default/vm-on-it");
+    expect(JSON.parse((await osimg(["image", "list", "--json", "--data-dir", data])).stdout)).toHaveLength(2);
+    records.delete("default", "vm-on-it");
+    records.close();
     const removed = await osimg(["image", "rm", record.sha256.slice(0, 12), "--data-dir", data]);
     expect(removed.code).toBe(0);
     expect(JSON.parse((await osimg(["image", "list", "--json", "--data-dir", data])).stdout)).toHaveLength(1);

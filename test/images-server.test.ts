@@ -15,6 +15,8 @@ import { ImageStore } from "../src/images/store.ts";
 import { CatalogVerifier } from "../src/images/verifier.ts";
 import type { EntryCheck } from "../src/images/verify.ts";
 import { buildApp } from "../src/server/app.ts";
+import { localVmsOnImage } from "../src/vms/providers/qemu/provider.ts";
+import { VmRecords } from "../src/vms/records.ts";
 import { entryYaml } from "./support/catalogs.ts";
 import { type FixtureServer, startFixtureServer } from "./support/http-fixture-server.ts";
 import { makeImageFixtures, sha256File } from "./support/image-fixtures.ts";
@@ -46,7 +48,12 @@ function catalogText(): string {
 async function setup(options: { verify?: (e: CatalogEntry) => Promise<EntryCheck> } = {}) {
   const state = new CatalogState();
   const policy = FetchPolicy.server({ allow: [new URL(fixtures.url).host] });
-  const store = new ImageStore({ root: mkdtempSync(join(tmpdir(), "osimg-images-api-store-")), policy });
+  // The server's wiring: the store asks the local VM records whether VMs' disks are made on an image.
+  const dataDir = mkdtempSync(join(tmpdir(), "osimg-images-api-data-"));
+  const store = ImageStore.forDataDir(dataDir, {
+    policy,
+    usersOf: (sha256) => localVmsOnImage(dataDir, sha256),
+  });
   const verifier = new CatalogVerifier({
     state,
     policy,
@@ -60,7 +67,7 @@ async function setup(options: { verify?: (e: CatalogEntry) => Promise<EntryCheck
     images: { store, verifier, pulls: new PullJobs(store) },
   });
   state.offer(buildCatalog(catalogText(), { kind: "file", location: "test.yaml" }));
-  return { app, state, store, verifier };
+  return { app, state, store, verifier, dataDir };
 }
 
 const catalogOf = async (app: FastifyInstance) =>
@@ -159,8 +166,9 @@ describe("images API", () => {
     }
   });
 
-  it("pulls an entry's image as a job with progress events, then lists and removes it", async () => {
-    const { app, verifier } = await setup({ verify: () => new Promise(() => undefined) });
+  it("pulls an entry's image as a job with progress events, then lists it, and removes it once no VM's disk is made on it", async () => {
+    const ctx = await setup({ verify: () => new Promise(() => undefined) });
+    const { app, verifier } = ctx;
     try {
       await app.listen({ port: 0, host: "127.0.0.1" });
       const address = app.server.address() as { port: number };
@@ -188,9 +196,30 @@ describe("images API", () => {
       );
       const failed = await json(fetch(`${base}/api/v1/pulls/${refused.id}`));
       expect(failed.error).toMatchObject({ code: "unsafe" });
-      const removed = await fetch(`${base}/api/v1/store/${done.image.sha256.slice(0, 12)}`, {
-        method: "DELETE",
+      // A VM's disk made on the image: the removal is refused and the image stays.
+      const records = new VmRecords(join(ctx.dataDir, "osimg.db"));
+      records.insert({
+        namespace: "team-a",
+        name: "web-1",
+        provider: "qemu",
+        spec: {} as never,
+        createdAt: new Date().toISOString(),
+        instanceId: "i-1",
+        runtime: { desired: "running", baseImage: done.image.sha256 },
       });
+      const remove = () =>
+        fetch(`${base}/api/v1/store/${done.image.sha256.slice(0, 12)}`, { method: "DELETE" });
+      const refusedRemoval = await remove();
+      expect(refusedRemoval.status).toBe(409);
+      expect(await refusedRemoval.json()).toMatchObject({
+        error: "image_in_use",
+        message: expect.stringContaining("VM team-a/web-1"),
+        hint: expect.stringContaining("delete those VMs first"),
+      });
+      expect(await (await fetch(`${base}/api/v1/store`)).json()).toHaveLength(1);
+      records.delete("team-a", "web-1");
+      records.close();
+      const removed = await remove();
       expect(removed.status).toBe(200);
       expect(await (await fetch(`${base}/api/v1/store`)).json()).toEqual([]);
       const spec = await json(fetch(`${base}/openapi.json`));

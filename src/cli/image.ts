@@ -14,6 +14,7 @@ import { type Declared, parseDeclaredFormat, verdictSummary } from "../images/po
 import { isUrl, type ProbeReport, probe } from "../images/probe.ts";
 import { ImageStore, PullError, type PullProgress } from "../images/store.ts";
 import { formatBytes } from "../units/quantity.ts";
+import { localVmsOnImage } from "../vms/providers/qemu/provider.ts";
 import { seconds } from "./catalog-verify.ts";
 import { renderTable } from "./table.ts";
 
@@ -337,7 +338,9 @@ export function registerImageCommands(program: Command): Command {
     .argument("<ids...>", "sha256 digests or unique prefixes (6+ digits) from `osimg image list`")
     .option("--data-dir <dir>", "where osimg keeps its data", defaultDataDir())
     .action(async (ids: string[], options: { dataDir: string }) => {
-      const store = ImageStore.forDataDir(options.dataDir);
+      const store = ImageStore.forDataDir(options.dataDir, {
+        usersOf: (sha256) => localVmsOnImage(options.dataDir, sha256),
+      });
       let missing = 0;
       for (const id of ids) {
         try {

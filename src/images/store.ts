@@ -114,15 +114,30 @@ const PROGRESS_EVERY_MS = 100;
 export interface ImageStoreOptions {
   /** The store's directory (usually <data dir>/images). */
   root: string;
+  /** What uses a stored image (VM disks made on it, as "namespace/name"): such an image is not removed. */
+  usersOf?: (sha256: string) => string[] | Promise<string[]>;
   /** The fetch policy of pulls: FetchPolicy.open() for the CLI (default), FetchPolicy.server() on the server. */
   policy?: FetchPolicy;
   timeoutMs?: number;
+}
+
+/** A removal refused because VMs' disks are made on the image. */
+export class ImageInUse extends Error {
+  override name = "ImageInUse";
+  readonly users: string[];
+  constructor(sha256: string, users: string[]) {
+    super(
+      `image ${sha256.slice(0, 12)} is the base of the disk of ${users.length === 1 ? "VM" : "VMs"} ${users.join(", ")}`,
+    );
+    this.users = users;
+  }
 }
 
 export class ImageStore {
   readonly root: string;
   readonly policy: FetchPolicy;
   readonly #timeoutMs: number;
+  readonly #usersOf: ImageStoreOptions["usersOf"];
   readonly #inflight = new Map<
     string,
     { promise: Promise<StoredImage>; listeners: Set<(p: PullProgress) => void> }
@@ -132,6 +147,7 @@ export class ImageStore {
     this.root = resolve(options.root);
     this.policy = options.policy ?? FetchPolicy.open();
     this.#timeoutMs = options.timeoutMs ?? 15_000;
+    this.#usersOf = options.usersOf;
   }
 
   static forDataDir(dataDir: string, options: Omit<ImageStoreOptions, "root"> = {}): ImageStore {
@@ -195,9 +211,12 @@ export class ImageStore {
   }
 
   /** Removes a stored image. Returns its record, or undefined when there was none. */
+  /** Removes an image; refused (ImageInUse) while VMs' disks are made on it. */
   async remove(id: string): Promise<StoredImage | undefined> {
     const record = await this.get(id);
     if (!record) return undefined;
+    const users = (await this.#usersOf?.(record.sha256)) ?? [];
+    if (users.length > 0) throw new ImageInUse(record.sha256, users);
     await rm(join(this.#blobs, `${record.sha256}.json`), { force: true });
     await rm(join(this.#blobs, record.sha256), { force: true });
     return record;

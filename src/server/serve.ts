@@ -21,7 +21,7 @@ import { loadKubeConfig } from "../kube/client.ts";
 import type { VmProvider } from "../vms/provider.ts";
 import { type IdentityMode, KubevirtProvider } from "../vms/providers/kubevirt/provider.ts";
 import { DEFAULT_SETTINGS, type KubevirtSettings } from "../vms/providers/kubevirt/settings.ts";
-import { QemuProvider } from "../vms/providers/qemu/provider.ts";
+import { localVmsOnImage, QemuProvider } from "../vms/providers/qemu/provider.ts";
 import { buildApp } from "./app.ts";
 
 export interface ServeOptions {
@@ -185,7 +185,10 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
   // Image intake: the store in the data directory, and catalog images checked in the background. The
   // server fetches only public addresses unless OSIMG_FETCH_ALLOW names a mirror.
   const fetchPolicy = FetchPolicy.server();
-  const store = ImageStore.forDataDir(options.dataDir, { policy: fetchPolicy });
+  const store = ImageStore.forDataDir(options.dataDir, {
+    policy: fetchPolicy,
+    usersOf: (sha256) => localVmsOnImage(options.dataDir, sha256),
+  });
   const verifier = new CatalogVerifier({
     state,
     policy: fetchPolicy,

@@ -153,9 +153,32 @@ describe("Images page", () => {
     const [row] = await storeRows();
     fireEvent.click(within(row as HTMLElement).getByRole("button", { name: "Remove" }));
     const dialog = await screen.findByRole("dialog", { name: /Remove debian-13\.qcow2\?/ });
-    expect(dialog.textContent).toContain("remove it only when no VM uses it");
+    expect(dialog.textContent).toContain("while such a VM exists, the image stays");
     expect(sent.some((r) => r.method === "DELETE")).toBe(false);
     fireEvent.click(within(dialog).getByRole("button", { name: "Remove" }));
     expect(await screen.findByRole("heading", { name: "The store is empty" })).toBeTruthy();
+  });
+
+  it("keeps an image a VM's disk is made on, with the server's reason", async () => {
+    const { state } = serve([DEBIAN]);
+    fakeServer({
+      "GET /api/v1/store": () => ({ body: state.store }),
+      "GET /api/v1/catalog": () => ({ body: catalogResponse(CATALOG) }),
+      [`DELETE /api/v1/store/${DEBIAN.sha256}`]: () => ({
+        status: 409,
+        body: {
+          error: "image_in_use",
+          message: `image ${DEBIAN.sha256.slice(0, 12)} is the base of the disk of VM default/web-1`,
+          hint: "delete those VMs first: their disks are overlays that read this image",
+        },
+      }),
+    });
+    renderAt("/images", <ImagesPage />);
+    const [row] = await storeRows();
+    fireEvent.click(within(row as HTMLElement).getByRole("button", { name: "Remove" }));
+    const dialog = await screen.findByRole("dialog", { name: /Remove debian-13\.qcow2\?/ });
+    fireEvent.click(within(dialog).getByRole("button", { name: "Remove" }));
+    expect(await screen.findByText(/is the base of the disk of VM default\/web-1/)).toBeTruthy();
+    expect(await storeRows()).toHaveLength(1);
   });
 });

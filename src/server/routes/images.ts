@@ -7,7 +7,7 @@ import type { CatalogEntry } from "../../catalog/model.ts";
 import type { CatalogState } from "../../catalog/state.ts";
 import type { PullJobs } from "../../images/pull-jobs.ts";
 import { EntryCheck, PullJob, StoredImage } from "../../images/schemas.ts";
-import type { ImageStore } from "../../images/store.ts";
+import { ImageInUse, type ImageStore } from "../../images/store.ts";
 import type { CatalogVerifier } from "../../images/verifier.ts";
 import { ApiError, ErrorBody } from "../errors.ts";
 
@@ -173,7 +173,7 @@ export function imageRoutes(state: CatalogState, images: ImagesService): Fastify
           summary: "Remove an image from the local store",
           tags: ["images"],
           params: DigestParams,
-          response: { 200: StoredImage, 400: ErrorBody, 404: ErrorBody },
+          response: { 200: StoredImage, 400: ErrorBody, 404: ErrorBody, 409: ErrorBody },
         },
       },
       async (request) => {
@@ -181,6 +181,10 @@ export function imageRoutes(state: CatalogState, images: ImagesService): Fastify
         try {
           removed = await images.store.remove(request.params.sha256);
         } catch (error) {
+          if (error instanceof ImageInUse)
+            throw new ApiError(409, "image_in_use", error.message, {
+              hint: "delete those VMs first: their disks are overlays that read this image",
+            });
           throw new ApiError(400, "ambiguous_id", (error as Error).message, { field: "sha256" });
         }
         if (!removed) throw new ApiError(404, "not_stored", `no stored image "${request.params.sha256}"`);

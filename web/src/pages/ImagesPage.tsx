@@ -354,8 +354,8 @@ export default function ImagesPage() {
             titleIconVariant="warning"
           />
           <ModalBody>
-            The image ({formatBytes(removing.size)}) leaves the store; a new VM pulls it again. The disks of
-            VMs created from it are overlays on it: remove it only when no VM uses it.
+            The image ({formatBytes(removing.size)}) leaves the store; a new VM pulls it again. Local VMs'
+            disks are overlays on the image they were created from: while such a VM exists, the image stays.
           </ModalBody>
           <ModalFooter>
             <Button variant="danger" onClick={() => remove(removing)} isLoading={busy} isDisabled={busy}>

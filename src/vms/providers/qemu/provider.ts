@@ -6,6 +6,7 @@
 import { execFile } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { EventEmitter } from "node:events";
+import { existsSync } from "node:fs";
 import { mkdir, readFile, rm, rmdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -144,7 +145,7 @@ export class QemuProvider extends EventEmitter<VmProviderEvents> implements VmPr
       qemuBinary: "qemu-system-x86_64",
       ...options,
     };
-    this.#records = new VmRecords<Runtime>(join(options.dataDir, "osimg.db"));
+    this.#records = new VmRecords<Runtime>(recordsPath(options.dataDir));
   }
 
   /** Finds the VMs of an earlier run: re-attaches to those still running, tells what happened to the others. */
@@ -895,6 +896,24 @@ export class QemuProvider extends EventEmitter<VmProviderEvents> implements VmPr
         timeToReadyMs: runtime.timeToReadyMs,
       },
     };
+  }
+}
+
+/** The VM records in a data directory. */
+const recordsPath = (dataDir: string) => join(dataDir, "osimg.db");
+
+/** Local VMs whose disks are made on a stored image ("namespace/name"), read from a data directory's records. */
+export function localVmsOnImage(dataDir: string, sha256: string): string[] {
+  const path = recordsPath(dataDir);
+  if (!existsSync(path)) return [];
+  const records = new VmRecords<Runtime>(path);
+  try {
+    return records
+      .list()
+      .filter((r) => r.runtime.baseImage === sha256)
+      .map((r) => `${r.namespace}/${r.name}`);
+  } finally {
+    records.close();
   }
 }
 
