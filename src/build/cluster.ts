@@ -1,20 +1,26 @@
 // Builds as Kubernetes Jobs (the pod-VM image model): the spec and the files it names go into a ConfigMap,
 // a Job (backoffLimit 1) runs the osimg image as the builder with registry credentials from a Secret, and
-// osimg follows the Job by watch with a deadline. On success the builder's result line (its build record)
+// osimg follows the Job by watch with a deadline, passing its pods' log lines on as they are written;
+// stopped, it deletes the Job. On success the builder's result line (its build record)
 // is read from the pod's log and written back: the image into the target catalog ConfigMap's entry and
 // the annotations osimg.io/latest-image and osimg.io/build-id. A deletion Job removes a built image from
 // its registry and clears those keys. A failed Job's logs are reported. Manifests are built by pure
 // functions (renderBuildJob, renderDeleteJob); the client calls are separate.
 import { lstat, readdir, readFile } from "node:fs/promises";
 import { join, relative } from "node:path";
+import { Writable } from "node:stream";
+import { StringDecoder } from "node:string_decoder";
 import {
   BatchV1Api,
   CoreV1Api,
   type KubeConfig,
+  Log,
   type V1ConfigMap,
   type V1Job,
+  type V1Pod,
   Watch,
 } from "@kubernetes/client-node";
+import type { Finding } from "../catalog/findings.ts";
 import { kubeFailure } from "../kube/client.ts";
 import type { BuildRecord } from "./build.ts";
 import { checkEdited, removeCatalogKeys, upsertCatalogEntry } from "./register.ts";
@@ -22,6 +28,8 @@ import { containedPath } from "./rootfs.ts";
 import type { BuildKind, BuildSpec } from "./spec.ts";
 
 export const DEFAULT_BUILDER_IMAGE = "ghcr.io/osimg/osimg:latest";
+/** A build Job's deadline unless told (`osimg build --on-cluster --timeout`, `osimg serve --build-timeout`). */
+export const DEFAULT_BUILD_TIMEOUT_MS = 3600 * 1000;
 export const RESULT_PREFIX = "OSIMG_BUILD_RESULT ";
 export const LATEST_IMAGE_ANNOTATION = "osimg.io/latest-image";
 export const BUILD_ID_ANNOTATION = "osimg.io/build-id";
@@ -37,10 +45,13 @@ export class ClusterBuildError extends Error {
   override name = "ClusterBuildError";
   /** The last lines of the failed pod's log. */
   readonly logs: string;
+  /** The spec's findings the builder reported in its log (positions in the submitted spec). */
+  readonly findings: Finding[];
 
-  constructor(message: string, logs = "") {
+  constructor(message: string, logs = "", findings: Finding[] = []) {
     super(logs ? `${message}\n--- builder log (last lines) ---\n${logs}` : message);
     this.logs = logs;
+    this.findings = findings;
   }
 }
 
@@ -267,8 +278,9 @@ export async function waitForJob(
     options.onStatus?.(job);
     result = finished(job);
     if (result) break;
+    if (options.signal?.aborted) throw new ClusterBuildError(`stopped following Job ${namespace}/${name}`);
     const remaining = deadline - Date.now();
-    if (remaining <= 0 || options.signal?.aborted)
+    if (remaining <= 0)
       throw new ClusterBuildError(
         `Job ${namespace}/${name} did not finish within ${Math.round(options.timeoutMs / 1000)} s`,
         await lastPodLog(kubeConfig, namespace, name),
@@ -342,6 +354,27 @@ export async function lastPodLog(
   } catch {
     return "";
   }
+}
+
+/** The builder's findings in its log (`/spec/spec.toml:LINE:COL: error: message [path]`, then `  hint: …`). */
+export function findingsFromLog(log: string): Finding[] {
+  const findings: Finding[] = [];
+  const lines = log.split("\n");
+  for (const [i, line] of lines.entries()) {
+    const m = /^(?:\S*\/)?spec\.toml:(\d+):(\d+): (error|warning|info): (.*?)(?: \[(\S+)\])?$/.exec(line);
+    if (!m) continue;
+    const hint = /^ {2}hint: (.*)$/.exec(lines[i + 1] ?? "")?.[1];
+    findings.push({
+      severity: m[3] as Finding["severity"],
+      code: "build.job",
+      path: m[5] ?? "",
+      line: Number(m[1]),
+      column: Number(m[2]),
+      message: m[4] as string,
+      ...(hint ? { hint } : {}),
+    });
+  }
+  return findings;
 }
 
 /** The builder's record from its log (the last result line). */
@@ -427,6 +460,192 @@ export async function clearBack(
   );
 }
 
+export interface JobLogFollower {
+  /** Looks for new pods now (the Job's status changed). */
+  wake(): void;
+  /** The Job has finished: reads what its pods wrote last, then stops (at the latest after graceMs). */
+  finish(graceMs?: number): Promise<void>;
+}
+
+interface FollowedPod {
+  /** Bytes of its log passed on (a resumed stream starts at the beginning: these are skipped). */
+  bytes: number;
+  decoder: StringDecoder;
+  partial: string;
+  /** The stream running now. */
+  active?: Promise<void>;
+  abort?: () => void;
+  /** When a list first showed it Succeeded or Failed. */
+  terminalAt?: number;
+  done: boolean;
+  waiting?: string;
+  failure?: string;
+}
+
+const TERMINAL = new Set(["Succeeded", "Failed"]);
+
+/**
+ * Follows the logs of a Job's pods as they are written (a retry's pod after the first), passing on each
+ * line but the result line. Pods are found by listing them (label job-name) when woken and every pollMs;
+ * a pod's log is streamed (follow) once its container runs, resumed where it was when the stream breaks,
+ * and read to its end once the pod has finished. A pod that cannot start says why (ErrImagePull, …).
+ */
+export function followJobLogs(
+  kubeConfig: KubeConfig,
+  namespace: string,
+  job: string,
+  options: { container: string; log: (line: string) => void; pollMs?: number },
+): JobLogFollower {
+  const core = kubeConfig.makeApiClient(CoreV1Api);
+  const logs = new Log(kubeConfig);
+  const pods = new Map<string, FollowedPod>();
+  const pollMs = options.pollMs ?? 2000;
+  let finishing = false;
+  let stopped = false;
+  let pending = false;
+  let interrupt: (() => void) | undefined;
+  const wake = () => {
+    pending = true;
+    interrupt?.();
+  };
+
+  const emit = (pod: FollowedPod, text: string, flush = false) => {
+    const lines = (pod.partial + text).split("\n");
+    pod.partial = flush ? "" : (lines.pop() ?? "");
+    for (const line of lines) {
+      if (flush && line === "") continue;
+      if (!line.startsWith(RESULT_PREFIX)) options.log(line.replace(/\r$/, ""));
+    }
+  };
+
+  const stream = async (name: string, pod: FollowedPod, follow: boolean): Promise<void> => {
+    let skip = pod.bytes;
+    const ours = new AbortController();
+    pod.abort = () => ours.abort();
+    const sink = new Writable({
+      write(chunk: Buffer, _encoding, callback) {
+        let data = chunk;
+        if (skip > 0) {
+          const n = Math.min(skip, data.length);
+          data = data.subarray(n);
+          skip -= n;
+        }
+        pod.bytes += data.length;
+        if (data.length > 0) emit(pod, pod.decoder.write(data));
+        callback();
+      },
+    });
+    // The response body is piped in: errors on it (a broken connection, our abort) would be unhandled
+    // and do not end the sink, so they are caught here and end the wait.
+    sink.once("pipe", (source: NodeJS.ReadableStream) => {
+      source.on("error", () => ours.abort());
+    });
+    const ended = new Promise<void>((resolve) => {
+      sink.once("finish", resolve);
+      sink.once("error", resolve);
+      ours.signal.addEventListener("abort", () => resolve(), { once: true });
+    });
+    try {
+      const request = await logs.log(namespace, name, options.container, sink, { follow });
+      if (ours.signal.aborted) request.abort();
+      else ours.signal.addEventListener("abort", () => request.abort(), { once: true });
+      await ended;
+      pod.failure = undefined;
+    } catch (error) {
+      // 400 while the container is being created; anything else is said once.
+      const failure = kubeFailure(error);
+      if (failure.code !== 400 && pod.failure !== failure.message)
+        options.log(`pod ${name}: its log cannot be read: ${failure.message}`);
+      pod.failure = failure.message;
+    } finally {
+      pod.abort = undefined;
+    }
+  };
+
+  const visit = (item: V1Pod) => {
+    const name = item.metadata?.name;
+    if (!name) return;
+    let pod = pods.get(name);
+    if (!pod) {
+      pod = { bytes: 0, decoder: new StringDecoder("utf8"), partial: "", done: false };
+      pods.set(name, pod);
+      options.log(`pod ${name}:`);
+    }
+    if (pod.done) return;
+    const phase = item.status?.phase ?? "Pending";
+    const waiting = item.status?.containerStatuses?.find((c) => c.name === options.container)?.state?.waiting;
+    const reason = waiting?.reason && waiting.reason !== "ContainerCreating" ? waiting.reason : undefined;
+    if (reason && reason !== pod.waiting)
+      options.log(`pod ${name}: waiting: ${reason}${waiting?.message ? `: ${waiting.message}` : ""}`);
+    pod.waiting = reason;
+    if (TERMINAL.has(phase)) pod.terminalAt ??= Date.now();
+    if (pod.active) {
+      // A stream that outlives its pod's end by seconds is cut; the next one reads the rest.
+      if (pod.terminalAt !== undefined && Date.now() - pod.terminalAt > 5000) pod.abort?.();
+      return;
+    }
+    if (phase === "Pending" || stopped) return;
+    const final = pod.terminalAt !== undefined;
+    const current = pod;
+    current.active = stream(name, current, !final).then(() => {
+      current.active = undefined;
+      // Started after the pod had finished: its whole log has been read.
+      if (final && current.failure === undefined) {
+        current.done = true;
+        emit(current, current.decoder.end(), true);
+      }
+      wake();
+    });
+  };
+
+  const loop = (async () => {
+    while (!stopped) {
+      // Only a list made after finish() was called can tell that every pod has been read.
+      const finalRound = finishing;
+      try {
+        const list = await core.listNamespacedPod({ namespace, labelSelector: `job-name=${job}` });
+        const sorted = [...list.items].sort(
+          (a, b) =>
+            String(a.metadata?.creationTimestamp ?? "").localeCompare(
+              String(b.metadata?.creationTimestamp ?? ""),
+            ) || Number(a.metadata?.resourceVersion ?? 0) - Number(b.metadata?.resourceVersion ?? 0),
+        );
+        for (const item of sorted) visit(item);
+      } catch {
+        // The next round lists again.
+      }
+      if (finalRound && [...pods.values()].every((p) => p.done)) break;
+      if (!pending) {
+        let timer: NodeJS.Timeout | undefined;
+        await new Promise<void>((resolve) => {
+          interrupt = resolve;
+          timer = setTimeout(resolve, pollMs);
+        });
+        clearTimeout(timer);
+        interrupt = undefined;
+      }
+      pending = false;
+    }
+  })();
+
+  return {
+    wake,
+    async finish(graceMs = 10_000) {
+      finishing = true;
+      wake();
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([loop, new Promise((resolve) => (timer = setTimeout(resolve, graceMs)))]);
+      clearTimeout(timer);
+      stopped = true;
+      wake();
+      for (const pod of pods.values()) pod.abort?.();
+      await Promise.all([...pods.values()].map((p) => p.active));
+      for (const pod of pods.values()) if (!pod.done) emit(pod, pod.decoder.end(), true);
+      await loop;
+    },
+  };
+}
+
 export interface ClusterBuildOptions {
   kubeConfig: KubeConfig;
   job: BuildJobInput;
@@ -435,7 +654,11 @@ export interface ClusterBuildOptions {
   signal?: AbortSignal;
 }
 
-/** Creates the Job (and its ConfigMap), follows it, and returns the builder's record. */
+/**
+ * Creates the Job and its ConfigMap, follows the Job (its pods' logs passed to `log` as they are
+ * written), and returns the builder's record. Stopped through `signal`, it deletes the Job (its pods and
+ * its ConfigMap go with it).
+ */
 export async function runClusterBuild(
   options: ClusterBuildOptions,
 ): Promise<{ record: BuildRecord; log: string }> {
@@ -444,56 +667,77 @@ export async function runClusterBuild(
   const { configMap, job } = renderBuildJob(input);
   const batch = kubeConfig.makeApiClient(BatchV1Api);
   const core = kubeConfig.makeApiClient(CoreV1Api);
-  // The ConfigMap first (the pod mounts it), then the Job, which then owns the ConfigMap: deleting the Job
-  // deletes it.
-  await core.createNamespacedConfigMap({ namespace: input.namespace, body: configMap });
-  const created = await batch.createNamespacedJob({ namespace: input.namespace, body: job });
-  const owned = await core.readNamespacedConfigMap({
-    namespace: input.namespace,
-    name: configMap.metadata?.name as string,
-  });
-  owned.metadata = {
-    ...owned.metadata,
-    ownerReferences: [
-      {
-        apiVersion: "batch/v1",
-        kind: "Job",
-        name: created.metadata?.name as string,
-        uid: created.metadata?.uid as string,
-      },
-    ],
-  };
-  await core.replaceNamespacedConfigMap({
-    namespace: input.namespace,
-    name: configMap.metadata?.name as string,
-    body: owned,
-  });
+  const { namespace } = input;
+  // The Job first, then the ConfigMap it mounts, owned by the Job from the start: deleting the Job deletes
+  // it, and nothing is left behind when either is refused. (A pod that starts before its ConfigMap exists
+  // waits for it, as the kubelet retries the mount.)
+  const created = await batch.createNamespacedJob({ namespace, body: job });
   const name = created.metadata?.name as string;
-  log(
-    `created Job ${input.namespace}/${name}; following it (deadline ${Math.round(options.timeoutMs / 1000)} s)`,
-  );
+  const remove = async (): Promise<string> => {
+    try {
+      await batch.deleteNamespacedJob({ namespace, name, propagationPolicy: "Background" });
+      return `Job ${namespace}/${name} deleted`;
+    } catch (error) {
+      return `Job ${namespace}/${name} could not be deleted: ${kubeFailure(error).message}`;
+    }
+  };
+  try {
+    await core.createNamespacedConfigMap({
+      namespace,
+      body: {
+        ...configMap,
+        metadata: {
+          ...configMap.metadata,
+          ownerReferences: [
+            { apiVersion: "batch/v1", kind: "Job", name, uid: created.metadata?.uid as string },
+          ],
+        },
+      },
+    });
+  } catch (error) {
+    const removed = await remove();
+    throw new ClusterBuildError(
+      `ConfigMap ${namespace}/${configMap.metadata?.name} (the spec) could not be created: ${kubeFailure(error).message}; ${removed}`,
+    );
+  }
+  log(`created Job ${namespace}/${name}; following it (deadline ${Math.round(options.timeoutMs / 1000)} s)`);
+  const follower = followJobLogs(kubeConfig, namespace, name, { container: "build", log });
   let last = "";
-  const outcome = await waitForJob(kubeConfig, input.namespace, name, {
-    timeoutMs: options.timeoutMs,
-    ...(options.signal ? { signal: options.signal } : {}),
-    onStatus: (j) => {
-      const s = j.status ?? {};
-      const line = `Job ${name}: active ${s.active ?? 0}, succeeded ${s.succeeded ?? 0}, failed ${s.failed ?? 0}`;
-      if (line !== last) {
-        last = line;
-        log(line);
-      }
-    },
-  });
+  let outcome: JobOutcome;
+  try {
+    outcome = await waitForJob(kubeConfig, namespace, name, {
+      timeoutMs: options.timeoutMs,
+      ...(options.signal ? { signal: options.signal } : {}),
+      onStatus: (j) => {
+        const s = j.status ?? {};
+        const line = `Job ${name}: active ${s.active ?? 0}, succeeded ${s.succeeded ?? 0}, failed ${s.failed ?? 0}`;
+        if (line !== last) {
+          last = line;
+          log(line);
+          follower.wake();
+        }
+      },
+    });
+  } catch (error) {
+    if (!options.signal?.aborted) {
+      await follower.finish(2000);
+      throw error;
+    }
+    const removed = await remove();
+    await follower.finish(2000);
+    throw new ClusterBuildError(`the build was stopped; ${removed}`);
+  }
+  await follower.finish();
   if (!outcome.succeeded)
     throw new ClusterBuildError(
-      `Job ${input.namespace}/${name} failed: ${outcome.reason}`,
+      `Job ${namespace}/${name} failed: ${outcome.reason}`,
       tail(outcome.log),
+      findingsFromLog(outcome.log),
     );
   const record = resultFromLog(outcome.log);
   if (!record)
     throw new ClusterBuildError(
-      `Job ${input.namespace}/${name} succeeded but its log has no result line`,
+      `Job ${namespace}/${name} succeeded but its log has no result line`,
       tail(outcome.log),
     );
   return { record, log: outcome.log };

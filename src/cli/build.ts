@@ -16,6 +16,7 @@ import {
 import {
   type CatalogTarget,
   ClusterBuildError,
+  DEFAULT_BUILD_TIMEOUT_MS,
   DEFAULT_BUILDER_IMAGE,
   RESULT_PREFIX,
   runClusterBuild,
@@ -171,7 +172,8 @@ async function onCluster(kind: BuildKind, flags: BuildFlags, signal: AbortSignal
       flags.imageUrl ? { imageUrl: flags.imageUrl } : {},
     );
     const image = `${record.push.reference}@${record.push.digest}`;
-    await writeBack(kubeConfig, flags.catalogConfigmap, values, image, record.buildId);
+    // The Job's build id (its osimg.io/build-id label), not the builder's own inside the pod.
+    await writeBack(kubeConfig, flags.catalogConfigmap, values, image, buildId);
     err(
       `catalog ConfigMap ${flags.catalogConfigmap.namespace}/${flags.catalogConfigmap.name}: entry "${values.OS_NAME}" now points at ${image}`,
     );
@@ -295,7 +297,7 @@ export function registerBuildCommands(program: Command): Command {
       "on success, write the image into this catalog ConfigMap",
       objectRef,
     )
-    .option("--timeout <seconds>", "deadline of the Job", seconds, 3600)
+    .option("--timeout <seconds>", "deadline of the Job", seconds, DEFAULT_BUILD_TIMEOUT_MS / 1000)
     .action(async (kind: BuildKind, flags: BuildFlags) => {
       const { signal, received, dispose } = interruptible();
       try {

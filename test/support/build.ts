@@ -176,10 +176,24 @@ export async function writeSyntheticRootfs(path: string): Promise<void> {
   await rename(`${path}.partial`, path);
 }
 
+/** A ConfigMap a pod mounts, once it exists: the kubelet retries the mount until it does (30 s here). */
+async function mounted(read: () => KubeObject): Promise<KubeObject> {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    try {
+      return read();
+    } catch (error) {
+      if (Date.now() > deadline) throw error;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+}
+
 /**
  * Runs a Job's pod here: the pod's ConfigMap volume is written to a directory (items at their paths and
- * modes), other volumes are empty directories, mount paths in the command are mapped to those directories,
- * and `osimg …` runs as `node bin/osimg.js …` with the container's environment.
+ * modes, once the ConfigMap exists), other volumes are empty directories, mount paths in the command are
+ * mapped to those directories, and `osimg …` runs as `node bin/osimg.js …` with the container's
+ * environment.
  */
 export function localPodRunner(options: {
   configMaps: (namespace: string, name: string) => KubeObject;
@@ -209,10 +223,9 @@ export function localPodRunner(options: {
         const hostDir = volume.name === "data" ? options.dataDir : join(root, volume.name);
         await mkdir(hostDir, { recursive: true });
         if (volume.configMap) {
-          const cm = options.configMaps(
-            pod.metadata.namespace as string,
-            volume.configMap.name,
-          ) as KubeObject & { data?: Record<string, string>; binaryData?: Record<string, string> };
+          const cm = (await mounted(() =>
+            options.configMaps(pod.metadata.namespace as string, volume.configMap?.name as string),
+          )) as KubeObject & { data?: Record<string, string>; binaryData?: Record<string, string> };
           for (const item of volume.configMap.items ?? []) {
             const target = join(hostDir, item.path);
             await mkdir(dirname(target), { recursive: true });

@@ -759,7 +759,7 @@ export class FakeKube {
     name: string,
     query: Record<string, string>,
   ): void {
-    this.cluster.get(type, namespace, name);
+    const pod = this.cluster.get(type, namespace, name);
     const key = `${namespace}/${name}`;
     let text = this.#podLogs.get(key) ?? "";
     if (query.tailLines !== undefined) {
@@ -770,7 +770,9 @@ export class FakeKube {
     res.writeHead(200, { "content-type": "text/plain", "transfer-encoding": "chunked" });
     res.flushHeaders();
     if (text !== "") res.write(text);
-    if (query.follow !== "true") {
+    // A finished container's log has no more to follow (as the kubelet answers).
+    const phase = (pod.status as { phase?: string } | undefined)?.phase;
+    if (query.follow !== "true" || phase === "Succeeded" || phase === "Failed") {
       res.end();
       return;
     }
