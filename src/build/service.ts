@@ -1,15 +1,19 @@
 // The server's builds: a spec (and the files it names) submitted over the API is validated at once, then
-// built in the background, one build at a time, in the server's data directory (or as a Kubernetes Job
-// when the server runs against a cluster). Each build keeps its state, its record and the last lines of
-// its log; listeners get log lines and state changes as they happen (the API streams them).
+// built in the background, one build at a time, in the server's data directory, or as a Kubernetes Job
+// (`osimg serve --builds cluster`: the Job's pods' log lines streamed, its record read from the result
+// line, the image optionally written into a catalog ConfigMap; stopping the server deletes the Job).
+// Each build keeps its state, its record and the last lines of its log; listeners get log lines and state
+// changes as they happen (the API streams them).
 import { EventEmitter } from "node:events";
 import { mkdir, rm, writeFile } from "node:fs/promises";
 import { dirname, join, resolve, sep } from "node:path";
 import type { KubeConfig } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import type { Finding } from "../catalog/findings.ts";
+import { kubeFailure, type ObjectRef, parseObjectRef } from "../kube/client.ts";
 import { type BuildRecord, build, newBuildId, SpecError } from "./build.ts";
-import { runClusterBuild, specBundle } from "./cluster.ts";
+import { ClusterBuildError, runClusterBuild, specBundle, writeBack } from "./cluster.ts";
+import { catalogValues } from "./register.ts";
 import { type BuildKind, parseSpec, relativePath } from "./spec.ts";
 
 export type BuildState = "queued" | "running" | "succeeded" | "failed";
@@ -36,7 +40,15 @@ export interface BuildRequest {
   /** Files the spec names, by their path relative to the spec (base64). */
   files?: Record<string, string>;
   push?: { reference: string; tlsVerify: boolean };
+  /**
+   * Cluster builds: on success, write the pushed image into this catalog ConfigMap ("namespace/name"), as
+   * `osimg build --on-cluster --catalog-configmap` does.
+   */
+  catalogConfigMap?: string;
 }
+
+/** Kinds a Job builds: what it builds must be pushed, its outputs are gone with its pod. */
+export const CLUSTER_KINDS: readonly BuildKind[] = ["container-disk", "upgrade-img", "admin-container"];
 
 export class BuildRequestError extends Error {
   override name = "BuildRequestError";
@@ -70,6 +82,7 @@ export interface BuildServiceOptions {
 interface Entry {
   view: BuildView;
   request: BuildRequest;
+  catalog?: ObjectRef;
   log: string[];
   controller: AbortController;
 }
@@ -109,6 +122,52 @@ export class BuildService extends EventEmitter<{
       const problem = relativePath(path);
       if (problem) throw new BuildRequestError(`files: "${path}" ${problem.message}`, [], `files.${path}`);
     }
+    const cluster = this.#options.cluster !== undefined;
+    if (cluster && !CLUSTER_KINDS.includes(request.kind))
+      throw new BuildRequestError(
+        `kind: builds run as Kubernetes Jobs here, whose outputs are gone with their pod: build ${CLUSTER_KINDS.join(", ")} and push it, not ${request.kind}`,
+        [],
+        "kind",
+      );
+    if (cluster && !request.push)
+      throw new BuildRequestError(
+        "push: builds run as Kubernetes Jobs here: name the REGISTRY/REPOSITORY:TAG the Job pushes to (its outputs are gone with its pod)",
+        [],
+        "push",
+      );
+    let catalog: ObjectRef | undefined;
+    if (request.catalogConfigMap !== undefined) {
+      const field = "catalogConfigMap";
+      if (!cluster)
+        throw new BuildRequestError(
+          "catalogConfigMap: writing the image into a catalog ConfigMap needs builds as Kubernetes Jobs (osimg serve --builds cluster)",
+          [],
+          field,
+        );
+      try {
+        catalog = parseObjectRef(request.catalogConfigMap, field);
+      } catch (error) {
+        throw new BuildRequestError((error as Error).message, [], field);
+      }
+      if (request.kind !== "container-disk")
+        throw new BuildRequestError(
+          `catalogConfigMap: a ${request.kind} build has no disk image for a catalog entry; build container-disk`,
+          [],
+          field,
+        );
+      if (!parsed.spec.catalog)
+        throw new BuildRequestError(
+          "catalogConfigMap: the spec has no [catalog] section (OS_NAME, CLOUD_USER, OS_IMAGE_URL of the entry)",
+          [],
+          field,
+        );
+      if (!parsed.spec.catalog.OS_IMAGE_URL)
+        throw new BuildRequestError(
+          "catalogConfigMap: [catalog] has no OS_IMAGE_URL (where system.qcow2 is published)",
+          [],
+          field,
+        );
+    }
     const id = newBuildId();
     const entry: Entry = {
       view: {
@@ -120,6 +179,7 @@ export class BuildService extends EventEmitter<{
         logLines: 0,
       },
       request,
+      ...(catalog ? { catalog } : {}),
       log: [],
       controller: new AbortController(),
     };
@@ -185,6 +245,7 @@ export class BuildService extends EventEmitter<{
       if (cluster) {
         const spec = parseSpec(entry.request.spec).spec;
         if (!spec) throw new BuildRequestError("the spec has errors");
+        log(`building as a Kubernetes Job in namespace ${cluster.namespace} with ${cluster.builderImage}`);
         ({ record } = await runClusterBuild({
           kubeConfig: cluster.kubeConfig,
           job: {
@@ -201,6 +262,7 @@ export class BuildService extends EventEmitter<{
           log,
           signal: entry.controller.signal,
         }));
+        if (entry.catalog) await this.#writeBack(entry, spec.catalog, record, cluster.kubeConfig);
       } else {
         record = await build({
           specFile,
@@ -219,16 +281,20 @@ export class BuildService extends EventEmitter<{
       );
     } catch (error) {
       const findings =
-        error instanceof SpecError
+        error instanceof SpecError || error instanceof BuildRequestError || error instanceof ClusterBuildError
           ? error.findings
-          : error instanceof BuildRequestError
-            ? error.findings
-            : undefined;
-      this.#log(entry, `build failed: ${(error as Error).message}`);
+          : undefined;
+      const message = (error as Error).message;
+      // A Job's log tail is in the error, and its lines are in the log already.
+      this.#log(
+        entry,
+        `build failed: ${error instanceof ClusterBuildError ? (message.split("\n")[0] as string) : message}`,
+      );
       this.#update(entry, {
         state: "failed",
-        error: (error as Error).message,
+        error: message,
         ...(findings?.length ? { findings } : {}),
+        ...(error instanceof CatalogWriteError ? { record: error.record } : {}),
         finishedAt: new Date().toISOString(),
       });
       this.#options.logger?.warn(
@@ -238,5 +304,41 @@ export class BuildService extends EventEmitter<{
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
+  }
+
+  /** The pushed image into the catalog ConfigMap's entry, with the latest-image and build-id annotations. */
+  async #writeBack(
+    entry: Entry,
+    section: Parameters<typeof catalogValues>[0],
+    record: BuildRecord,
+    kubeConfig: KubeConfig,
+  ): Promise<void> {
+    const target = entry.catalog as ObjectRef;
+    const where = `catalog ConfigMap ${target.namespace}/${target.name}`;
+    try {
+      if (!record.push) throw new Error("the Job pushed nothing");
+      const values = catalogValues(section, record);
+      const image = `${record.push.reference}@${record.push.digest}`;
+      // The build's id on the API, which is also its Job's osimg.io/build-id label.
+      await writeBack(kubeConfig, target, values, image, entry.view.id);
+      this.#log(entry, `${where}: entry "${values.OS_NAME}" now points at ${image}`);
+    } catch (error) {
+      const reason = kubeFailure(error).message;
+      throw new CatalogWriteError(
+        `the image was built and pushed, but the ${where} was not updated: ${reason}`,
+        record,
+      );
+    }
+  }
+}
+
+/** The build succeeded, writing its image into the catalog did not: the record is kept. */
+class CatalogWriteError extends Error {
+  override name = "CatalogWriteError";
+  readonly record: BuildRecord;
+
+  constructor(message: string, record: BuildRecord) {
+    super(message);
+    this.record = record;
   }
 }

@@ -1,8 +1,10 @@
 // The `osimg` command.
 import { Command, InvalidArgumentError } from "commander";
+import { DEFAULT_BUILD_TIMEOUT_MS, DEFAULT_BUILDER_IMAGE } from "../build/cluster.ts";
 import { defaultDataDir } from "../config/paths.ts";
 import { type ObjectRef, parseObjectRef } from "../kube/client.ts";
 import { startServer } from "../server/serve.ts";
+import { isDns1123Label } from "../util/names.ts";
 import {
   addKubevirtOptions,
   type KubevirtFlags,
@@ -32,7 +34,26 @@ function objectRef(value: string): ObjectRef {
   }
 }
 
+function seconds(value: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError("a number of seconds greater than 0");
+  return n;
+}
+
+function namespaceName(value: string): string {
+  if (!isDns1123Label(value))
+    throw new InvalidArgumentError(
+      "a namespace is a DNS-1123 label (lower-case letters, digits and '-', at most 63 characters)",
+    );
+  return value;
+}
+
 interface ServeFlags extends ServeAuthFlags, KubevirtFlags {
+  builds?: string;
+  buildNamespace?: string;
+  builderImage?: string;
+  buildCredentialsSecret?: string;
+  buildTimeout?: number;
   provider?: "qemu" | "kubevirt";
   identity?: "service-account" | "caller";
   overlays?: boolean;
@@ -79,9 +100,44 @@ addKubevirtOptions(addServeAuthOptions(program.command("serve")))
     "--no-overlays",
     "with --configmap: ignore project overlays (ConfigMaps labelled osimg.io/catalog=true)",
   )
+  .option(
+    "--builds <runner>",
+    "where builds submitted over the API run: local (on this server) or cluster (as Kubernetes Jobs)",
+    "local",
+  )
+  .option(
+    "--build-namespace <namespace>",
+    "--builds cluster: namespace of the Jobs; default the --configmap's, else default",
+    namespaceName,
+  )
+  .option(
+    "--builder-image <image>",
+    `--builds cluster: the osimg image the Jobs run; default $OSIMG_BUILDER_IMAGE, else ${DEFAULT_BUILDER_IMAGE}`,
+  )
+  .option(
+    "--build-credentials-secret <name>",
+    "--builds cluster: a Secret with OSIMG_REGISTRY_USERNAME / OSIMG_REGISTRY_PASSWORD for the Jobs' pushes",
+  )
+  .option(
+    "--build-timeout <seconds>",
+    `--builds cluster: deadline of a Job (default ${DEFAULT_BUILD_TIMEOUT_MS / 1000})`,
+    seconds,
+  )
   .action(async (options: ServeFlags) => {
     if (options.provider && !["qemu", "kubevirt"].includes(options.provider))
       program.error("error: --provider is qemu or kubevirt");
+    if (options.builds !== "local" && options.builds !== "cluster")
+      program.error(`error: --builds is local or cluster, not "${options.builds}"`);
+    const clusterFlags = [
+      ["--build-namespace", options.buildNamespace],
+      ["--builder-image", options.builderImage],
+      ["--build-credentials-secret", options.buildCredentialsSecret],
+      ["--build-timeout", options.buildTimeout],
+    ].filter(([, value]) => value !== undefined);
+    if (options.builds === "local" && clusterFlags.length > 0)
+      program.error(
+        `error: ${clusterFlags.map(([flag]) => flag).join(", ")} ${clusterFlags.length > 1 ? "are" : "is"} for --builds cluster`,
+      );
     if (options.identity && !["service-account", "caller"].includes(options.identity))
       program.error("error: --identity is service-account or caller");
     if (options.catalog && options.configmap)
@@ -100,6 +156,18 @@ addKubevirtOptions(addServeAuthOptions(program.command("serve")))
         kubeconfig: options.kubeconfig,
       },
       overlays: options.configmap ? options.overlays : false,
+      builds:
+        options.builds === "cluster"
+          ? {
+              runner: "cluster",
+              ...(options.buildNamespace ? { namespace: options.buildNamespace } : {}),
+              ...(options.builderImage ? { builderImage: options.builderImage } : {}),
+              ...(options.buildCredentialsSecret
+                ? { credentialsSecret: options.buildCredentialsSecret }
+                : {}),
+              ...(options.buildTimeout ? { timeoutMs: options.buildTimeout * 1000 } : {}),
+            }
+          : { runner: "local" },
     });
     const shutdown = async () => {
       await server.close();

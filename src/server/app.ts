@@ -93,7 +93,13 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   if (bootTests) await app.register(bootTestRoutes(options.catalog, bootTests));
   if (options.images) await app.register(imageRoutes(options.catalog, options.images));
   if (options.catalogSource) await app.register(catalogSourceRoutes(options.catalogSource));
-  if (options.builds) await app.register(buildRoutes(options.builds));
+  if (options.builds)
+    await app.register(
+      buildRoutes(
+        options.builds,
+        tenancy ? { may: (request, action) => tenancy.guard.may(request, action, "cluster") } : {},
+      ),
+    );
   if (options.vms) {
     // Browsers send console credentials as a subprotocol: never select (echo) that one.
     await app.register(websocket, { options: { handleProtocols: selectSubprotocol } });

@@ -6,6 +6,7 @@ import type { FastifyInstance } from "fastify";
 import pino, { type Logger } from "pino";
 import { REDACT } from "../auth/redact.ts";
 import { type AuthSettings, setupTenancy, type TenancyOptions } from "../auth/setup.ts";
+import { DEFAULT_BUILD_TIMEOUT_MS, DEFAULT_BUILDER_IMAGE } from "../build/cluster.ts";
 import { BuildService } from "../build/service.ts";
 import { countBySeverity } from "../catalog/findings.ts";
 import { ConfigMapCatalogSource, OverlayCatalogSource } from "../catalog/sources/configmap.ts";
@@ -56,7 +57,25 @@ export interface ServeOptions {
   };
   /** Project overlays (ConfigMaps labelled osimg.io/catalog=true); default: on with configMap. */
   overlays?: boolean;
+  /** Where builds submitted over the API run: on this server (default), or as Kubernetes Jobs. */
+  builds?: BuildsOptions;
 }
+
+export type BuildsOptions =
+  | { runner: "local" }
+  | {
+      runner: "cluster";
+      /** The Jobs' namespace; default the configMap's namespace, else "default". */
+      namespace?: string;
+      /** The osimg image the Jobs run; default $OSIMG_BUILDER_IMAGE, else DEFAULT_BUILDER_IMAGE. */
+      builderImage?: string;
+      /** A Secret with OSIMG_REGISTRY_USERNAME / OSIMG_REGISTRY_PASSWORD for pushes. */
+      credentialsSecret?: string;
+      /** A Job's deadline; default DEFAULT_BUILD_TIMEOUT_MS. */
+      timeoutMs?: number;
+      /** A ready client configuration (tests); default the server's (kubeconfig, or the pod's account). */
+      kubeConfig?: KubeConfig;
+    };
 
 export interface RunningServer {
   app: FastifyInstance;
@@ -149,7 +168,9 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
   });
 
   // One client configuration for everything that talks to the cluster.
-  let kube: KubeConfig | undefined = configMap?.kubeConfig ?? options.kubevirt?.kubeConfig;
+  const buildsOn = options.builds?.runner === "cluster" ? options.builds : undefined;
+  let kube: KubeConfig | undefined =
+    configMap?.kubeConfig ?? options.kubevirt?.kubeConfig ?? buildsOn?.kubeConfig;
   const kubeConfig = () => {
     kube ??= loadKubeConfig({ kubeconfig: configMap?.kubeconfig ?? options.kubevirt?.kubeconfig });
     return kube;
@@ -200,8 +221,31 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
   // Boot tests of catalog entries run as throw-away VMs on this machine; results are kept in the data dir.
   const bootTests = BootTests.forDataDir(options.dataDir, { store, logger });
   await bootTests.load();
-  // Image builds submitted over the API run here, one at a time, with the cache in the data directory.
-  const builds = new BuildService({ dataDir: options.dataDir, logger });
+  // Image builds submitted over the API run one at a time: here, with the cache in the data directory, or
+  // as Kubernetes Jobs running the osimg image.
+  const buildCluster = buildsOn && {
+    kubeConfig: buildsOn.kubeConfig ?? kubeConfig(),
+    namespace: buildsOn.namespace ?? configMap?.namespace ?? "default",
+    builderImage: buildsOn.builderImage ?? process.env.OSIMG_BUILDER_IMAGE ?? DEFAULT_BUILDER_IMAGE,
+    ...(buildsOn.credentialsSecret ? { credentialsSecret: buildsOn.credentialsSecret } : {}),
+    timeoutMs: buildsOn.timeoutMs ?? DEFAULT_BUILD_TIMEOUT_MS,
+  };
+  const builds = new BuildService({
+    dataDir: options.dataDir,
+    logger,
+    ...(buildCluster ? { cluster: buildCluster } : {}),
+  });
+  if (buildCluster)
+    logger.info(
+      {
+        namespace: buildCluster.namespace,
+        builderImage: buildCluster.builderImage,
+        credentialsSecret: buildCluster.credentialsSecret,
+        timeoutSec: buildCluster.timeoutMs / 1000,
+      },
+      `builds run as Kubernetes Jobs in namespace ${buildCluster.namespace}`,
+    );
+  else logger.info({ dataDir: options.dataDir }, "builds run on this server");
   // VMs on local QEMU (the embedded default: VMs of an earlier run are re-attached before serving) or
   // on KubeVirt (its caches are filled before serving).
   let provider: VmProvider;
@@ -235,7 +279,12 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
   });
   const address = await app.listen({ port: options.port, host: options.host });
   logger.info(
-    { catalog: catalogPath, dataDir: options.dataDir, provider: provider.name },
+    {
+      catalog: catalogPath,
+      dataDir: options.dataDir,
+      provider: provider.name,
+      builds: buildCluster ? "cluster" : "local",
+    },
     `osimg listening on ${address}`,
   );
   return {

@@ -25,6 +25,7 @@ export async function startTestServer(
     auth?: AuthSettings;
     tenancy?: ServeOptions["tenancy"];
     logger?: Logger;
+    builds?: ServeOptions["builds"];
   } = {},
 ): Promise<TestServer> {
   const dataDir = options.dataDir ?? tempDir();
@@ -36,6 +37,7 @@ export async function startTestServer(
     logger: options.logger ?? pino({ level: process.env.OSIMG_TEST_LOG ?? "silent" }),
     auth: options.auth ?? { mode: "none", quiet: true },
     tenancy: options.tenancy,
+    builds: options.builds,
   });
   return {
     ...server,

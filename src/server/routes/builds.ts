@@ -1,12 +1,18 @@
 // Image builds on the API: submit a spec (with the files it names) to be built in the background, list
 // builds, read one (state, findings, the build record), and follow its log as server-sent events.
-import type { FastifyReply } from "fastify";
+import type { FastifyReply, FastifyRequest } from "fastify";
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { BuildRequestError, type BuildService, type BuildView } from "../../build/service.ts";
 import { BUILD_KINDS } from "../../build/spec.ts";
 import { Finding } from "../../catalog/findings.ts";
 import { ApiError, ErrorBody } from "../errors.ts";
+import type { Action } from "../policy.ts";
+
+export interface BuildRouteOptions {
+  /** Whether the caller may do more than the route's own policy (writing into a catalog: catalog.write). */
+  may?: (request: FastifyRequest, action: Action) => Promise<boolean>;
+}
 
 const BuildViewSchema = z.object({
   id: z.string(),
@@ -30,6 +36,12 @@ const BuildBody = z.object({
     .optional()
     .describe("files the spec names, by relative path, base64"),
   push: z.object({ reference: z.string(), tlsVerify: z.boolean().default(true) }).optional(),
+  catalogConfigMap: z
+    .string()
+    .optional()
+    .describe(
+      'builds as Kubernetes Jobs: on success, write the pushed image into this catalog ConfigMap ("namespace/name"); needs catalog.write too',
+    ),
 });
 
 const IdParams = z.object({ id: z.string().regex(/^[a-z0-9]{1,40}$/) });
@@ -47,7 +59,7 @@ function findingDetails(findings: readonly Finding[]) {
 /** A build as the API shows it (the record as a plain object). */
 const apiView = ({ record, ...rest }: BuildView) => (record ? { ...rest, record: { ...record } } : rest);
 
-export function buildRoutes(builds: BuildService): FastifyPluginAsyncZod {
+export function buildRoutes(builds: BuildService, options: BuildRouteOptions = {}): FastifyPluginAsyncZod {
   const find = (id: string): BuildView => {
     const view = builds.get(id);
     if (!view) throw new ApiError(404, "unknown_build", `no build "${id}"`);
@@ -65,10 +77,22 @@ export function buildRoutes(builds: BuildService): FastifyPluginAsyncZod {
             "Answers 400 with the spec's findings (line:column) when it is not valid; follow the build with GET /api/v1/builds/{id}/logs.",
           tags: ["builds"],
           body: BuildBody,
-          response: { 202: BuildViewSchema, 400: ErrorBody },
+          response: { 202: BuildViewSchema, 400: ErrorBody, 403: ErrorBody },
         },
       },
       async (request, reply) => {
+        // Writing into a catalog edits it: the caller must be allowed to edit the catalog too.
+        if (
+          request.body.catalogConfigMap !== undefined &&
+          options.may &&
+          !(await options.may(request, "catalog.write"))
+        )
+          throw new ApiError(
+            403,
+            "forbidden",
+            "catalogConfigMap writes into a catalog: that needs catalog.write as well as build.create",
+            { field: "catalogConfigMap" },
+          );
         try {
           const view = builds.submit(request.body);
           return reply.status(202).send(apiView(view));
