@@ -16,6 +16,7 @@ import { BUILD_ID_ANNOTATION, LATEST_IMAGE_ANNOTATION } from "../src/build/clust
 import { parseCatalog } from "../src/catalog/parse.ts";
 import { accessKey, bearer, startFakeReviews } from "./support/auth.ts";
 import {
+  holdingPodRunner,
   localPodRunner,
   OSIMG_BIN,
   type Registry,
@@ -24,7 +25,7 @@ import {
   writeSyntheticRootfs,
 } from "./support/build.ts";
 import { FakeKube, JobController, type KubeObject } from "./support/fake-kube/index.ts";
-import { eventually, startTestServer, type TestServer } from "./support/server.ts";
+import { startTestServer, type TestServer } from "./support/server.ts";
 
 const run = promisify(execFile);
 const NS = "builds";
@@ -57,7 +58,7 @@ OS_IMAGE_URL = "https://images.example.com/synthetic/system.qcow2"
 const FILES = { "files/hello.txt": Buffer.from("hello from a Job\n").toString("base64") };
 const CATALOG =
   'images:\n  # kept as it is\n  - OS_NAME: "Ubuntu 24.04"\n    CLOUD_USER: ubuntu\n    OS_IMAGE_URL: "https://cloud-images.ubuntu.com/noble/current/noble-server-cloudimg-amd64.img"\n';
-/** A spec whose pod never ends by itself (the runner below holds it until its Job is deleted). */
+/** A spec whose pod never ends by itself (held until its Job is deleted). */
 const HANG_MARK = "# test: the pod hangs";
 
 let fake: FakeKube;
@@ -142,19 +143,10 @@ beforeAll(async () => {
     secrets: (namespace, name) => fake.cluster.get(secrets, namespace, name),
     dataDir: podData,
   });
-  jobs = new JobController(fake, async (pod, podRun) => {
-    // The spec the pod mounts (its ConfigMap is created just after the Job).
-    const name = `osimg-build-${pod.metadata.labels?.["osimg.io/build-id"]}`;
-    await eventually(() => exists("", "configmaps", NS, name), 10_000, `ConfigMap ${name}`);
-    const spec = (get("", "configmaps", NS, name) as KubeObject & { data: Record<string, string> }).data[
-      "spec.toml"
-    ];
-    if (spec?.includes(HANG_MARK)) {
-      podRun.log("holding on until the Job is deleted\n");
-      return new Promise<number>((resolve) => podRun.signal.addEventListener("abort", () => resolve(137)));
-    }
-    return runner(pod, podRun);
-  });
+  jobs = new JobController(
+    fake,
+    holdingPodRunner(runner, (namespace, name) => fake.cluster.get(configMaps, namespace, name), HANG_MARK),
+  );
   jobs.start();
   fake.cluster.create(configMaps, "kube-dc", {
     metadata: { name: "images-configmap" },

@@ -2,21 +2,30 @@
 // rules are exactly what osimg uses (osimg runs with the rendered Deployment's arguments against the fake
 // API server, which enforces those rules, through a scenario that exercises every code path needing a
 // permission; each permission must be used and no request refused), with and without the caller-identity
-// component. And the Dockerfile: what it copies exists, the runtime needs no devDependency, and its start
+// component, and with the cluster-builds component (a build run as a Job through the API, pushed and
+// written into the catalog ConfigMap, and one stopped with the server). And the Dockerfile: what it copies exists, the runtime needs no devDependency, and its start
 // command serves from a copy of the tree.
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
-import { readdir } from "node:fs/promises";
+import { readdir, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { CoreV1Api, CustomObjectsApi } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { parseAllDocuments } from "yaml";
+import { prepareBuild } from "../src/build/build.ts";
 import { PROJECT_ROOT } from "../src/config/paths.ts";
 import { WEB_DIST } from "../src/server/routes/ui.ts";
+import {
+  holdingPodRunner,
+  localPodRunner,
+  type Registry,
+  startRegistry,
+  writeSyntheticRootfs,
+} from "./support/build.ts";
 import { catalogYaml, UBUNTU } from "./support/catalogs.ts";
-import { type AccessCheck, FakeKube } from "./support/fake-kube/index.ts";
+import { type AccessCheck, FakeKube, JobController, type KubeObject } from "./support/fake-kube/index.ts";
 import { describePermission, type Permission, permissionsOf, permits } from "./support/fake-kube/rbac.ts";
 import { SSH_KEY } from "./support/fake-kube/vm-specs.ts";
 
@@ -52,19 +61,23 @@ function kustomize(dir: string): Manifest[] {
   return parseAllDocuments(result.stdout).map((d) => d.toJS() as Manifest);
 }
 
-/** The base with the caller-identity component, as a user's own kustomization would use it. */
-function withCallerIdentity(): Manifest[] {
+/** The base with components, as a user's own kustomization would use them. */
+function withComponents(...components: string[]): Manifest[] {
   const dir = mkdtempSync(join(tmpdir(), "osimg-kustomize-"));
   try {
     writeFileSync(
       join(dir, "kustomization.yaml"),
-      `resources:\n  - ${relative(dir, DEPLOY)}\ncomponents:\n  - ${relative(dir, join(DEPLOY, "components", "caller-identity"))}\n`,
+      `resources:\n  - ${relative(dir, DEPLOY)}\ncomponents:\n${components.map((c) => `  - ${relative(dir, join(DEPLOY, "components", c))}\n`).join("")}`,
     );
     return kustomize(dir);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 }
+
+const withCallerIdentity = () => withComponents("caller-identity");
+const withClusterBuilds = () => withComponents("cluster-builds");
+const BUILD_NS = "osimg-builds";
 
 const find = (objects: Manifest[], kind: string, name: string) => {
   const found = objects.find((o) => o.kind === kind && o.metadata.name === name);
@@ -160,6 +173,51 @@ describe("kubectl kustomize deploy/", { timeout: 60_000 }, () => {
     expect(permissions.filter((p) => /kubevirt|secrets/.test(`${p.group}/${p.resource}`))).toEqual([]);
     expect(variant.some((o) => o.metadata.name === "osimg-vms")).toBe(false);
   });
+
+  it("with the cluster-builds component: builds as Jobs in a privileged namespace of their own, with the Deployment's image", () => {
+    const variant = withClusterBuilds();
+    const container = (find(variant, "Deployment", "osimg") as Deployment).spec.template.spec
+      .containers[0] as Container;
+    expect(container.args).toEqual(
+      expect.arrayContaining([
+        "--builds=cluster",
+        `--build-namespace=${BUILD_NS}`,
+        `--builder-image=${container.image}`,
+      ]),
+    );
+    expect(find(variant, "Namespace", BUILD_NS).metadata.labels).toMatchObject({
+      "pod-security.kubernetes.io/enforce": "privileged",
+    });
+    // A build lives in one replica's memory: a client stays on one.
+    expect(
+      (find(variant, "Service", "osimg") as Manifest & { spec: Record<string, unknown> }).spec,
+    ).toMatchObject({ sessionAffinity: "ClientIP" });
+    const held = (o: Manifest[]) =>
+      permissionsOf(o, { namespace: "osimg", name: "osimg" }).map(describePermission);
+    const base = new Set(held(objects));
+    expect(
+      held(variant)
+        .filter((p) => !base.has(p))
+        .sort(),
+    ).toEqual(
+      [
+        "create batch/jobs",
+        "list batch/jobs",
+        "watch batch/jobs",
+        "delete batch/jobs",
+        "create configmaps",
+        "list pods",
+        "get pods/log",
+      ]
+        .map((p) => `${p} in ${BUILD_NS}`)
+        .sort(),
+    );
+    // With caller-identity as well: both apply.
+    const args = (
+      find(withComponents("caller-identity", "cluster-builds"), "Deployment", "osimg") as Deployment
+    ).spec.template.spec.containers[0]?.args;
+    expect(args).toEqual(expect.arrayContaining(["--identity=caller", "--builds=cluster"]));
+  });
 });
 
 /** What the scenario runs against: the fake, enforcing the rendered rules for osimg's service account. */
@@ -187,7 +245,7 @@ async function clusterFor(objects: Manifest[]): Promise<Cluster> {
     return match.length > 0;
   };
   const fake = await FakeKube.start({
-    namespaces: ["default", "kube-dc", "osimg", NS],
+    namespaces: ["default", "kube-dc", "osimg", NS, BUILD_NS],
     users: {
       "fake-token": { username: "admin", groups: ["system:masters"] },
       "osimg-sa-token": { username: SA_USER, groups: ["system:serviceaccounts"] },
@@ -382,6 +440,136 @@ describe.each([
 
   it("runs every operation without a refusal, and needs every permission it has", async () => {
     await scenario(osimg.url, cluster);
+    expect(cluster.refused).toEqual([]);
+    const unused = cluster.permissions.filter((p) => !cluster.used.has(p)).map(describePermission);
+    expect(unused).toEqual([]);
+  }, 300_000);
+});
+
+const BUILD_SPEC = `[from_repo]
+suite = "bookworm"
+version = "7"
+
+[[copy_files]]
+src = "files/hello.txt"
+dst = "/etc/hello.txt"
+
+[disk_partition]
+root = 256
+
+[catalog]
+OS_NAME = "Built on the cluster"
+CLOUD_USER = "debian"
+OS_IMAGE_URL = "https://images.example.com/built/system.qcow2"
+`;
+/** A spec whose Job's pod runs until the Job is deleted. */
+const HOLD = "# held until its Job is deleted";
+
+/** Builds as Jobs, as a tenant admin drives them: one pushed and written into the catalog, one stopped. */
+async function buildScenario(
+  osimg: { url: string; child: ChildProcess },
+  cluster: Cluster,
+  registry: Registry,
+): Promise<void> {
+  const headers = { authorization: "Bearer alice-token" };
+  const post = (body: Record<string, unknown>) =>
+    fetch(`${osimg.url}/api/v1/builds`, {
+      method: "POST",
+      headers: { ...headers, "content-type": "application/json" },
+      body: JSON.stringify({
+        kind: "container-disk",
+        files: { "files/hello.txt": Buffer.from("hello\n").toString("base64") },
+        push: { reference: `${registry.address}/osimg/deployed:1`, tlsVerify: false },
+        ...body,
+      }),
+    });
+  const built = await post({ spec: BUILD_SPEC, catalogConfigMap: "kube-dc/images-configmap" });
+  expect(built.status, await built.clone().text()).toBe(202);
+  const { id } = (await built.json()) as { id: string };
+  const log = await (await fetch(`${osimg.url}/api/v1/builds/${id}/logs`, { headers })).text();
+  expect(log, log.slice(-2000)).toMatch(/^event: done$/m);
+  expect(log).toContain(
+    'catalog ConfigMap kube-dc/images-configmap: entry \\"Built on the cluster\\" now points at',
+  );
+  // Stopping osimg stops the build running then: its Job is deleted.
+  const held = await post({ spec: `${HOLD}\n${BUILD_SPEC}` });
+  const { id: heldId } = (await held.json()) as { id: string };
+  const response = await fetch(`${osimg.url}/api/v1/builds/${heldId}/logs`, { headers });
+  const reader = (response.body as ReadableStream<Uint8Array>)
+    .pipeThrough(new TextDecoderStream())
+    .getReader();
+  let text = "";
+  while (!text.includes("holding on until the Job is deleted")) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error(`the stream ended: ${text}`);
+    text += value;
+  }
+  const exited = new Promise((resolve) => osimg.child.once("exit", resolve));
+  osimg.child.kill("SIGTERM");
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    text += value;
+  }
+  await exited;
+  const job = `osimg-build-${heldId}`;
+  expect(text).toContain(`the build was stopped; Job ${BUILD_NS}/${job} deleted`);
+  expect(() =>
+    cluster.fake.cluster.get(cluster.fake.cluster.type("batch", "v1", "jobs"), BUILD_NS, job),
+  ).toThrow();
+}
+
+describe("the rendered RBAC is exactly what osimg uses (cluster builds)", () => {
+  let cluster: Cluster;
+  let osimg: { url: string; child: ChildProcess };
+  let dir: string;
+  let registry: Registry;
+  let jobs: JobController;
+  const objects = withClusterBuilds();
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), "osimg-deploy-"));
+    registry = await startRegistry();
+    cluster = await clusterFor(objects);
+    // The pods' data volume, with the synthetic root filesystem the spec's base names (seconds to build).
+    const podData = join(dir, "pod-data");
+    await writeFile(join(dir, "spec.toml"), BUILD_SPEC);
+    const { plan } = await prepareBuild(
+      {
+        specFile: join(dir, "spec.toml"),
+        kind: "container-disk",
+        outDir: join(dir, "seed"),
+        dataDir: podData,
+      },
+      "seed",
+    );
+    await writeSyntheticRootfs(plan.baseTar);
+    const configMaps = cluster.fake.cluster.type("", "v1", "configmaps");
+    const read = (namespace: string, name: string): KubeObject =>
+      cluster.fake.cluster.get(configMaps, namespace, name);
+    jobs = new JobController(
+      cluster.fake,
+      holdingPodRunner(localPodRunner({ configMaps: read, dataDir: podData }), read, HOLD),
+    );
+    jobs.start();
+    osimg = await startOsimg(objects, cluster, dir);
+  });
+
+  afterAll(async () => {
+    if (osimg?.child.exitCode === null) {
+      const exited = new Promise((resolve) => osimg.child.once("exit", resolve));
+      osimg.child.kill("SIGTERM");
+      await exited;
+    }
+    jobs?.stop();
+    await cluster?.fake.close();
+    await registry?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("runs every operation and builds as Jobs without a refusal, and needs every permission it has", async () => {
+    await scenario(osimg.url, cluster);
+    await buildScenario(osimg, cluster, registry);
     expect(cluster.refused).toEqual([]);
     const unused = cluster.permissions.filter((p) => !cluster.used.has(p)).map(describePermission);
     expect(unused).toEqual([]);

@@ -278,6 +278,32 @@ export function localPodRunner(options: {
   };
 }
 
+/**
+ * Holds the pods whose spec (spec.toml in the ConfigMap they mount) contains `mark` until their Job is
+ * deleted, saying so in their log; other pods go to `runner`. For builds stopped while they run.
+ */
+export function holdingPodRunner(
+  runner: PodRunner,
+  configMaps: (namespace: string, name: string) => KubeObject,
+  mark: string,
+): PodRunner {
+  return async (pod, run) => {
+    const volume = (pod.spec as { volumes?: { configMap?: { name: string } }[] }).volumes?.find(
+      (v) => v.configMap,
+    );
+    const spec = volume?.configMap
+      ? ((await mounted(() =>
+          configMaps(pod.metadata.namespace as string, volume.configMap?.name as string),
+        )) as KubeObject & { data?: Record<string, string> })
+      : undefined;
+    if (!spec?.data?.["spec.toml"]?.includes(mark)) return runner(pod, run);
+    run.log("holding on until the Job is deleted\n");
+    return new Promise<number>((resolve) =>
+      run.signal.addEventListener("abort", () => resolve(137), { once: true }),
+    );
+  };
+}
+
 export interface AccessLogEntry {
   /** The client's address (no port): who really connected. */
   remote: string;
