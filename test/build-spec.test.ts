@@ -294,6 +294,25 @@ describe("spec: [pxe_config]", () => {
       "pxe.disk",
     );
   });
+
+  it("server_port: a TCP port, 80 when absent", () => {
+    expect(parseSpec(pxe("dhcp = true")).spec?.pxe_config?.server_port).toBe(80);
+    expect(parseSpec(pxe("dhcp = true\nserver_port = 8080")).spec?.pxe_config?.server_port).toBe(8080);
+    expect(parseSpec(pxe("dhcp = true\nserver_port = 65535")).spec?.pxe_config?.server_port).toBe(65535);
+    for (const bad of ["0", "65536", "-1", "80.5"])
+      expect(only(pxe(`dhcp = true\nserver_port = ${bad}`)), bad).toMatchObject({
+        code: "pxe.server_port",
+        path: "pxe_config.server_port",
+        at: "8:15",
+        message: `server_port ${Number(bad)} is not a TCP port`,
+        hint: "a whole number from 1 to 65535 (default 80)",
+      });
+    expect(only(pxe('dhcp = true\nserver_port = "8080"'))).toMatchObject({
+      code: "spec.invalid_type",
+      path: "pxe_config.server_port",
+      at: "8:15",
+    });
+  });
 });
 
 describe("spec: [admin_container] and [catalog]", () => {

@@ -381,6 +381,18 @@ export const PxeConfig = z.strictObject({
         },
   ),
   server_ip: checked(ipv4),
+  /** The HTTP port the root filesystem tar is served on (in the URL only when it is not 80). */
+  server_port: z
+    .number()
+    .superRefine((v, ctx) => {
+      if (!Number.isInteger(v) || v < 1 || v > 65535)
+        ctx.addIssue({
+          code: "custom",
+          message: `server_port ${v} is not a TCP port`,
+          params: { code: "pxe.server_port", hint: "a whole number from 1 to 65535 (default 80)" },
+        });
+    })
+    .default(80),
   route_ip: checked(ipv4).optional(),
   local_ip: checked(ipv4).optional(),
   netmask: checked(netmask).optional(),
