@@ -83,7 +83,7 @@ addKubevirtOptions(addServeAuthOptions(program.command("serve")))
   )
   .option(
     "--kubeconfig <path>",
-    "kubeconfig for --configmap and --provider kubevirt; default $KUBECONFIG, ~/.kube/config, or the pod's service account",
+    "kubeconfig for --configmap, --provider kubevirt and --builds cluster; default $KUBECONFIG, ~/.kube/config, or the pod's service account",
   )
   .option("--port <n>", "port to listen on", port, Number(process.env.OSIMG_PORT ?? 8080))
   .option("--host <address>", "address to listen on", process.env.OSIMG_HOST ?? "127.0.0.1")
