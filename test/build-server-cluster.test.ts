@@ -4,15 +4,21 @@
 // a real registry; the Job and its ConfigMap are as rendered, in the build namespace, with the builder
 // image; the pod's log lines are streamed as server-sent events; the record comes from the result line;
 // the image is written into a catalog ConfigMap. A failing build ends failed with the Job's log tail and
-// the spec's findings; stopping the server deletes a running build's Job. And the serve flags.
+// the spec's findings; stopping the server deletes a running build's Job. And the serve flags, and the
+// follower of a Job's pods' logs on its own (a connection cut mid-stream, a pod that cannot start, a retry).
 import { execFile, spawn } from "node:child_process";
 import { rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import pino from "pino";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { prepareBuild } from "../src/build/build.ts";
-import { BUILD_ID_ANNOTATION, LATEST_IMAGE_ANNOTATION } from "../src/build/cluster.ts";
+import {
+  BUILD_ID_ANNOTATION,
+  followJobLogs,
+  LATEST_IMAGE_ANNOTATION,
+  RESULT_PREFIX,
+} from "../src/build/cluster.ts";
 import { parseCatalog } from "../src/catalog/parse.ts";
 import { accessKey, bearer, startFakeReviews } from "./support/auth.ts";
 import {
@@ -505,5 +511,71 @@ describe("osimg serve's build flags", () => {
     const local = await serve(["--data-dir", dir]);
     expect(local.output).toMatch(/builds run on this server/);
     await rm(dir, { recursive: true, force: true });
+  }, 60_000);
+});
+
+describe("following a Job's pods' logs", () => {
+  it("passes each line on once, in order: across a cut connection, a retry's pod, a pod that cannot start", async () => {
+    const own = await FakeKube.start();
+    try {
+      const pods = own.cluster.type("", "v1", "pods");
+      const pod = (name: string) =>
+        own.cluster.create(pods, "default", {
+          metadata: { name, labels: { "job-name": "j" } },
+          spec: { containers: [{ name: "build", image: IMAGE }] },
+        });
+      const status = (name: string, value: Record<string, unknown>) =>
+        own.cluster.update(
+          pods,
+          "default",
+          name,
+          { ...own.cluster.get(pods, "default", name), status: value },
+          { subresource: "status" },
+        );
+      const seen: string[] = [];
+      const follower = followJobLogs(own.kubeConfig(), "default", "j", {
+        container: "build",
+        log: (line) => seen.push(line),
+        pollMs: 50,
+      });
+      const until = (line: string) =>
+        vi.waitFor(() => expect(seen).toContain(line), { timeout: 10_000, interval: 20 });
+      pod("j-1");
+      status("j-1", {
+        phase: "Pending",
+        containerStatuses: [
+          { name: "build", state: { waiting: { reason: "ErrImagePull", message: "no such image" } } },
+        ],
+      });
+      await until("pod j-1: waiting: ErrImagePull: no such image");
+      status("j-1", { phase: "Running" });
+      own.appendPodLog("default", "j-1", "first\nsecond, in two ");
+      own.appendPodLog("default", "j-1", "writes\n");
+      await until("second, in two writes");
+      // Every connection cut: the follow is resumed, what was read already is not passed on again.
+      await own.restart();
+      own.appendPodLog("default", "j-1", "after the cut\n");
+      await until("after the cut");
+      own.appendPodLog("default", "j-1", `${RESULT_PREFIX}{}\nfailed\n`);
+      status("j-1", { phase: "Failed" });
+      pod("j-2");
+      status("j-2", { phase: "Running" });
+      own.appendPodLog("default", "j-2", "the retry\nno newline at the end");
+      status("j-2", { phase: "Succeeded" });
+      await follower.finish();
+      expect(seen).toEqual([
+        "pod j-1:",
+        "pod j-1: waiting: ErrImagePull: no such image",
+        "first",
+        "second, in two writes",
+        "after the cut",
+        "failed",
+        "pod j-2:",
+        "the retry",
+        "no newline at the end",
+      ]);
+    } finally {
+      await own.close();
+    }
   }, 60_000);
 });

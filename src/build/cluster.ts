@@ -511,11 +511,14 @@ export function followJobLogs(
 
   const emit = (pod: FollowedPod, text: string, flush = false) => {
     const lines = (pod.partial + text).split("\n");
-    pod.partial = flush ? "" : (lines.pop() ?? "");
-    for (const line of lines) {
-      if (flush && line === "") continue;
-      if (!line.startsWith(RESULT_PREFIX)) options.log(line.replace(/\r$/, ""));
-    }
+    const rest = lines.pop() ?? "";
+    pod.partial = flush ? "" : rest;
+    if (flush && rest !== "") lines.push(rest);
+    for (const line of lines) if (!line.startsWith(RESULT_PREFIX)) options.log(line.replace(/\r$/, ""));
+  };
+  const close = (pod: FollowedPod) => {
+    pod.done = true;
+    emit(pod, pod.decoder.end(), true);
   };
 
   const stream = async (name: string, pod: FollowedPod, follow: boolean): Promise<void> => {
@@ -589,11 +592,8 @@ export function followJobLogs(
     const current = pod;
     current.active = stream(name, current, !final).then(() => {
       current.active = undefined;
-      // Started after the pod had finished: its whole log has been read.
-      if (final && current.failure === undefined) {
-        current.done = true;
-        emit(current, current.decoder.end(), true);
-      }
+      // Started after the pod had finished: its whole log has been read (or cannot be: said once).
+      if (final) close(current);
       wake();
     });
   };
@@ -611,6 +611,10 @@ export function followJobLogs(
             ) || Number(a.metadata?.resourceVersion ?? 0) - Number(b.metadata?.resourceVersion ?? 0),
         );
         for (const item of sorted) visit(item);
+        // Pods gone meanwhile (their Job deleted) have no more to read.
+        const listed = new Set(sorted.map((p) => p.metadata?.name));
+        if (finalRound)
+          for (const [name, pod] of pods) if (!listed.has(name) && !pod.active && !pod.done) close(pod);
       } catch {
         // The next round lists again.
       }
@@ -640,7 +644,7 @@ export function followJobLogs(
       wake();
       for (const pod of pods.values()) pod.abort?.();
       await Promise.all([...pods.values()].map((p) => p.active));
-      for (const pod of pods.values()) if (!pod.done) emit(pod, pod.decoder.end(), true);
+      for (const pod of pods.values()) if (!pod.done) close(pod);
       await loop;
     },
   };
