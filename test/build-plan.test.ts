@@ -2,8 +2,10 @@
 // does not, and the --debug scripts (bash -n and shellcheck clean, words that bash reads back as the argv).
 import { execFileSync, spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { baseKey, makePlan, type PlanInput, packageSet } from "../src/build/plan.ts";
+import { PXE_DIR, PXE_INITRAMFS_HOOK, PXE_PACKAGES } from "../src/build/pxe.ts";
 import { renderScripts, shJoin, shQuote } from "../src/build/shell.ts";
 import { BUILD_KINDS, type BuildSpec, parseSpec } from "../src/build/spec.ts";
 import type { ExecStep } from "../src/build/steps.ts";
@@ -48,7 +50,7 @@ describe("plan", () => {
         expect(step.argv[0]).not.toMatch(/^(sh|bash)$/);
         for (const hook of step.argv.filter((a) => /^--(setup|customize|essential|extract)-hook=/.test(a)))
           expect(hook).toMatch(
-            /^--(setup|customize)-hook=(mkdir -p "\$1\/var\/cache\/apt\/archives\/"|sync-in \. \/var\/cache\/apt\/archives\/|sync-out \/var\/cache\/apt\/archives \.|tar-in customized\.tar \/|upload chroot-script \/osimg-chroot-script|\/.*\/src\/build\/chroot-hook\.sh)$/,
+            /^--(setup|customize)-hook=(mkdir -p "\$1\/var\/cache\/apt\/archives\/"|sync-in \. \/var\/cache\/apt\/archives\/|sync-out \/var\/cache\/apt\/archives \.|tar-in (customized|chrooted)\.tar \/|upload chroot-script \/osimg-chroot-script|\/.*\/src\/build\/chroot-hook\.sh|\/.*\/src\/build\/pxe\/mmdebstrap-hook\.sh)$/,
           );
       }
     }
@@ -143,6 +145,151 @@ describe("plan", () => {
     expect(makePlan(input()).ids.rootPart).not.toBe(
       makePlan(input({ specHash: "d".repeat(64) })).ids.rootPart,
     );
+  });
+});
+
+describe("pxe-img: the installer in the initramfs", () => {
+  const PXE_EXAMPLE = new URL("../examples/pxe/spec.toml", import.meta.url);
+  const pxeSpec = parseSpec(readFileSync(PXE_EXAMPLE, "utf8")).spec as BuildSpec;
+  const pxePlan = (s: BuildSpec = pxeSpec, overrides: Partial<PlanInput> = {}) =>
+    makePlan(input({ kind: "pxe-img", spec: s, ...overrides }));
+  const written = (plan: ReturnType<typeof makePlan>, id: string) => {
+    const step = plan.steps.find((x) => x.id === id);
+    return step?.kind === "native" && step.op.op === "write-file" ? step.op.content : "";
+  };
+  const edits = (plan: ReturnType<typeof makePlan>) => {
+    const step = plan.steps.find((x) => x.id === "customize.rootfs");
+    if (step?.kind !== "native" || step.op.op !== "customize-rootfs") throw new Error("no customize step");
+    return step.op.edits;
+  };
+
+  it("the image gets what the installer needs: initramfs-tools, busybox, the disk tools, the boot loaders", () => {
+    expect(packageSet(pxeSpec, "pxe-img")).toEqual(expect.arrayContaining([...PXE_PACKAGES]));
+    expect(packageSet(pxeSpec, "pxe-img")).toEqual(
+      expect.arrayContaining(["linux-image-amd64", "systemd-sysv", "openssh-server"]),
+    );
+    // Other kinds do not.
+    expect(packageSet(spec, "vm-img")).not.toContain("syslinux");
+    expect(baseKey(input({ kind: "pxe-img", spec: pxeSpec }))).not.toBe(
+      baseKey(input({ kind: "vm-img", spec: pxeSpec })),
+    );
+  });
+
+  it("regenerates the initramfs inside the image after the customize step (argv, constant hooks)", () => {
+    const plan = pxePlan();
+    expect(plan.steps.map((x) => x.id)).toEqual([
+      "bootstrap.cache-dirs",
+      "bootstrap.scratch-dir",
+      "bootstrap.mmdebstrap",
+      "customize.rootfs",
+      "chroot.pxe-initramfs",
+      "package.boot-files",
+      "package.pxelinux",
+      "package.ipxe",
+    ]);
+    const customize = plan.steps.find((x) => x.id === "customize.rootfs");
+    expect(
+      customize?.kind === "native" && customize.op.op === "customize-rootfs" && customize.op.output,
+    ).toBe("/dev/shm/osimg-build-b1/customized.tar");
+    const step = execs(plan).find((x) => x.id === "chroot.pxe-initramfs") as ExecStep;
+    expect(step.argv.slice(8)).toEqual([
+      "mmdebstrap",
+      "--mode=root",
+      "--variant=custom",
+      "--skip=setup,update,download,cleanup/apt,cleanup/mmdebstrap,cleanup/run,cleanup/tmp,check/signed-by",
+      "--setup-hook=tar-in customized.tar /",
+      `--customize-hook=${PXE_INITRAMFS_HOOK}`,
+      "bookworm",
+      "/out/osimg-rootfs.tar",
+      "http://deb.debian.org/debian",
+    ]);
+    expect(step.cwd).toBe("/dev/shm/osimg-build-b1");
+    // The kernel and initramfs come out of the regenerated root filesystem.
+    const boot = plan.steps.find((x) => x.id === "package.boot-files");
+    expect(boot?.kind === "native" && boot.op.op === "extract-boot-files" && boot.op.tar).toBe(
+      "/out/osimg-rootfs.tar",
+    );
+    expect(plan.outputs[0]).toMatchObject({ name: "osimg-rootfs.tar", after: "chroot.pxe-initramfs" });
+    // Without root: mmdebstrap's user namespace.
+    const rootless = execs(pxePlan(pxeSpec, { rootless: SUBIDS })).find(
+      (x) => x.id === "chroot.pxe-initramfs",
+    );
+    expect(rootless?.argv.slice(0, 3)).toEqual(["mmdebstrap", "--mode=unshare", "--variant=custom"]);
+    // With a chroot script: the script first, the initramfs from its result.
+    const withScript = pxePlan({ ...pxeSpec, chroot_script: { path: "setup.sh", rm: true } });
+    expect(execs(withScript).find((x) => x.id === "chroot.run")?.argv).toContain(
+      "/dev/shm/osimg-build-b1/chrooted.tar",
+    );
+    expect(execs(withScript).find((x) => x.id === "chroot.pxe-initramfs")?.argv).toContain(
+      "--setup-hook=tar-in chrooted.tar /",
+    );
+  });
+
+  it("puts the hook, the boot script and the disk layout into the image; fstab names the root's PARTUUID", () => {
+    const plan = pxePlan();
+    const e = edits(plan);
+    expect(e.copies.slice(0, 2)).toEqual([
+      expect.objectContaining({
+        src: "initramfs-hook.sh",
+        dst: "/etc/initramfs-tools/hooks/osimg-install",
+        mode: 0o755,
+      }),
+      expect.objectContaining({
+        src: "osimg-install.sh",
+        dst: "/etc/initramfs-tools/scripts/osimg-install",
+        mode: 0o644,
+      }),
+    ]);
+    const file = (path: string) => e.files.find((f) => f.path === path)?.content;
+    expect(file("/etc/fstab")).toBe(`PARTUUID=${plan.ids.rootPart} / ext4 errors=remount-ro 0 1\n`);
+    expect(file("/etc/osimg/pxe-install/partitions.sfdisk")).toBe(
+      [
+        "label: gpt",
+        `label-id: ${plan.ids.disk}`,
+        "unit: sectors",
+        `start=2048, size=262144, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B, uuid=${plan.ids.esp}, name="esp", attrs="LegacyBIOSBootable"`,
+        `start=264192, type=4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709, uuid=${plan.ids.rootPart}, name="root"`,
+        "",
+      ].join("\n"),
+    );
+    expect(file("/etc/osimg/pxe-install/install.conf")).toContain(`root_fsuuid=${plan.ids.rootFs}\n`);
+    expect(file("/etc/osimg/pxe-install/install.conf")).toContain("bios=1\nsyslinux_menu=0\n");
+    const cmdline = `root=PARTUUID=${plan.ids.rootPart} ro console=tty0 console=ttyS0,115200n8 net.ifnames=0`;
+    expect(file("/etc/osimg/pxe-install/osimg.conf")).toContain(`options ${cmdline}\n`);
+    expect(file("/etc/osimg/pxe-install/syslinux.cfg")).toContain(`APPEND ${cmdline}\n`);
+    // UEFI only: no SYSLINUX, no BIOS-bootable flag.
+    const uefi = edits(pxePlan({ ...pxeSpec, from_repo: { ...pxeSpec.from_repo, legacy_bios: false } }));
+    expect(uefi.files.some((f) => f.path.endsWith("/syslinux.cfg"))).toBe(false);
+    expect(uefi.files.find((f) => f.path.endsWith("/partitions.sfdisk"))?.content).not.toContain(
+      "LegacyBIOS",
+    );
+  });
+
+  it("the kernel command line selects the installer; the server's port is in the URLs when it is not 80", () => {
+    const plan = pxePlan();
+    const args =
+      "boot=osimg-install ip=192.168.122.100::192.168.122.1:255.255.255.0::eth0:off net.ifnames=0 osimg.rootfs=http://192.168.122.50:8080/osimg-rootfs.tar osimg.disk=/dev/vda console=tty0 console=ttyS0,115200n8";
+    expect(plan.cmdline).toBe(args);
+    expect(written(plan, "package.pxelinux")).toBe(
+      `DEFAULT osimg\nPROMPT 0\nLABEL osimg\n  KERNEL vmlinuz\n  INITRD initramfs.img\n  APPEND ${args}\n`,
+    );
+    expect(written(plan, "package.ipxe")).toBe(
+      `#!ipxe\nkernel http://192.168.122.50:8080/vmlinuz ${args}\ninitrd http://192.168.122.50:8080/initramfs.img\nboot\n`,
+    );
+    const pxe = pxeSpec.pxe_config as NonNullable<BuildSpec["pxe_config"]>;
+    const port80 = pxePlan({ ...pxeSpec, pxe_config: { ...pxe, server_port: 80 } });
+    expect(port80.cmdline).toContain(" osimg.rootfs=http://192.168.122.50/osimg-rootfs.tar ");
+    expect(written(port80, "package.ipxe")).toContain("\ninitrd http://192.168.122.50/initramfs.img\n");
+    const dhcp = pxePlan({ ...pxeSpec, pxe_config: { ...pxe, dhcp: true, net_name: "enp1s0" } });
+    expect(dhcp.cmdline).toMatch(/^boot=osimg-install ip=dhcp osimg\.rootfs=/);
+  });
+
+  it("the installer's scripts are shellcheck clean (POSIX sh: busybox ash in the initramfs)", () => {
+    for (const name of ["osimg-install.sh", "initramfs-hook.sh", "mmdebstrap-hook.sh"]) {
+      const check = spawnSync("shellcheck", ["-s", "sh", join(PXE_DIR, name)], { encoding: "utf8" });
+      expect(check.stdout, name).toBe("");
+      expect(check.status, name).toBe(0);
+    }
   });
 });
 

@@ -152,7 +152,7 @@ describe("the other kinds, on a synthetic root filesystem", () => {
         { specFile, kind, outDir: join(dir, "probe"), dataDir: dataDir() },
         "probe",
       );
-      await writeSyntheticRootfs(plan.baseTar);
+      await writeSyntheticRootfs(plan.baseTar, { updateInitramfs: kind === "pxe-img" });
     }
   });
 
@@ -202,7 +202,7 @@ describe("the other kinds, on a synthetic root filesystem", () => {
       "boot.ipxe",
     ]);
     expect(await readFile(join(out, "pxelinux.cfg", "default"), "utf8")).toContain(
-      "APPEND ip=dhcp osimg.rootfs=http://192.0.2.10/node.tar osimg.disk=/dev/vda",
+      "APPEND boot=osimg-install ip=dhcp net.ifnames=0 osimg.rootfs=http://192.0.2.10/node.tar osimg.disk=/dev/vda",
     );
     expect(await readFile(join(out, "boot.ipxe"), "utf8")).toMatch(
       /^#!ipxe\nkernel http:\/\/192\.0\.2\.10\/vmlinuz /,
@@ -214,5 +214,10 @@ describe("the other kinds, on a synthetic root filesystem", () => {
     ]);
     expect(stdout).toBe("allow-hotplug eth0\niface eth0 inet dhcp\n");
     expect((await stat(join(out, "vmlinuz"))).size).toBe(64 * 1024);
+    // The initramfs was regenerated inside the image, with the installer's hook and boot script there.
+    const initramfs = await readFile(join(out, "initramfs.img"));
+    expect(initramfs.subarray(64 * 1024).toString()).toBe("update-initramfs -u -k all OSIMG_PXE_BUILD=1\n");
+    const { stdout: fstab } = await run("tar", ["-xOf", join(out, "node.tar"), "./etc/fstab"]);
+    expect(fstab).toBe(`PARTUUID=${record.ids.rootPart} / ext4 errors=remount-ro 0 1\n`);
   });
 });

@@ -14,9 +14,9 @@ import type { ExecStep, Step } from "./steps.ts";
 export const SYSTEMD_BOOT = "/usr/lib/systemd/boot/efi/systemd-bootx64.efi";
 export const GPT_MBR = "/usr/lib/syslinux/mbr/gptmbr.bin";
 export const SYSLINUX_MODULES = "/usr/lib/syslinux/modules/bios";
-const ESP_TYPE = "C12A7328-F81F-11D2-BA4B-00A0C93EC93B";
+export const ESP_TYPE = "C12A7328-F81F-11D2-BA4B-00A0C93EC93B";
 const LINUX_TYPE = "0FC63DAF-8483-4772-8E79-3D69D8477DE4";
-const ROOT_X86_64_TYPE = "4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709";
+export const ROOT_X86_64_TYPE = "4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709";
 const MiB = 2 ** 20;
 const SECTOR = 512;
 

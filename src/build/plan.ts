@@ -5,7 +5,8 @@
 //
 //   bootstrap   mmdebstrap → base rootfs tar (cached by everything that determines it; packages cached too)
 //   customize   the tar edited in osimg: users, passwords, os-release, files, units, directories
-//   chroot      [chroot_script] inside the image (mmdebstrap --variant=custom, in the build's namespace)
+//   chroot      [chroot_script] inside the image (mmdebstrap --variant=custom, in the build's namespace);
+//               pxe-img: the installer into the image's initramfs (update-initramfs inside the image, pxe.ts)
 //   filesystem  kernel and initrd taken out; the tree unpacked for mkfs.ext4 -d (in the user namespace)
 //   disk        GPT + ESP (systemd-boot, SYSLINUX) + ext4 → system.raw → system.qcow2
 //   package     OCI layouts (container-disk, upgrade-img, admin-container), PXE files
@@ -15,6 +16,7 @@ import { basename, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { ImageConfigInput, LayerSource, OciCompression } from "../oci/layout.ts";
 import { diskSteps } from "./disk.ts";
+import { PXE_INITRAMFS_HOOK, PXE_PACKAGES, pxeInstallEdits, pxeKernelArgs, pxeServer } from "./pxe.ts";
 import type { RootfsEdits } from "./rootfs.ts";
 import {
   type BuildKind,
@@ -25,6 +27,8 @@ import {
   type PxeConfig,
 } from "./spec.ts";
 import type { ExecStep, NativeStep, Step } from "./steps.ts";
+
+export { pxeKernelArgs } from "./pxe.ts";
 
 /** Bumped when the bootstrap's recipe changes, so that cached root filesystems are rebuilt. */
 export const BOOTSTRAP_RECIPE = 1;
@@ -113,6 +117,7 @@ export function packageSet(spec: BuildSpec, kind: BuildKind): string[] {
       set.add(spec.from_repo.distribution === "ubuntu" ? "linux-image-virtual" : "linux-image-cloud-amd64");
     if (!INIT_PACKAGES.some((p) => set.has(p))) set.add("systemd-sysv");
   }
+  if (kind === "pxe-img") for (const p of PXE_PACKAGES) set.add(p);
   if (kind === "admin-container") {
     for (const p of spec.admin_container?.packages ?? []) set.add(p);
     set.add("openssh-server");
@@ -181,8 +186,8 @@ function mmdebstrap(rootless: SubIds | undefined, args: string[]): string[] {
   ];
 }
 
-function fstab(kind: BuildKind, ids: Record<string, string>, persist: boolean): string {
-  if (kind === "pxe-img") return "LABEL=root / ext4 errors=remount-ro 0 1\n";
+function fstab(ids: Record<string, string>, persist: boolean): string {
+  // pxe-img: the installer gives the root partition the same PARTUUID (pxe.ts).
   const lines = [`PARTUUID=${ids.rootPart} / ext4 errors=remount-ro 0 1`];
   if (persist) lines.push(`PARTUUID=${ids.persistPart} /persist ext4 defaults,nofail 0 2`);
   return `${lines.join("\n")}\n`;
@@ -192,12 +197,6 @@ function pxeNetwork(pxe: PxeConfig): string | undefined {
   if (!pxe.net_name) return undefined;
   if (pxe.dhcp) return `allow-hotplug ${pxe.net_name}\niface ${pxe.net_name} inet dhcp\n`;
   return `auto ${pxe.net_name}\niface ${pxe.net_name} inet static\n    address ${pxe.local_ip}\n    netmask ${pxe.netmask}\n    gateway ${pxe.route_ip}\n`;
-}
-
-/** The kernel's ip= argument: ip=CLIENT::GATEWAY:NETMASK::DEVICE:off, or dhcp. */
-export function pxeKernelArgs(pxe: PxeConfig): string {
-  const ip = pxe.dhcp ? "ip=dhcp" : `ip=${pxe.local_ip}::${pxe.route_ip}:${pxe.netmask}::${pxe.net_name}:off`;
-  return `${ip} osimg.rootfs=http://${pxe.server_ip}/${pxe.rootfs_name} osimg.disk=${pxe.disk}`;
 }
 
 const SSH_HOST_KEYS = ["rsa", "ecdsa", "ed25519"].flatMap((t) => [
@@ -256,7 +255,7 @@ export function rootfsEdits(
   };
   if (spec.from_repo.root_passwd) edits.rootPassword = spec.from_repo.root_passwd;
   if (kind !== "admin-container")
-    edits.files.push({ path: "/etc/fstab", content: fstab(kind, ids, persistPartition), mode: 0o644 });
+    edits.files.push({ path: "/etc/fstab", content: fstab(ids, persistPartition), mode: 0o644 });
   const persistNames = spec.persist_mkdir?.name ?? [];
   if (persistPartition) edits.dirs.push({ path: "/persist", mode: 0o755 });
   else if (persistNames.length > 0) {
@@ -273,6 +272,21 @@ export function rootfsEdits(
       .map(([k, v]) => `${k}=${String(v)}`)
       .join("\n");
     edits.files.push({ path: "/etc/osimg/pxe.conf", content: `${conf}\n`, mode: 0o644 });
+    const installer = pxeInstallEdits({
+      pxe,
+      ids: {
+        disk: ids.disk ?? "",
+        esp: ids.esp ?? "",
+        rootPart: ids.rootPart ?? "",
+        rootFs: ids.rootFs ?? "",
+      },
+      espMiB: ESP_MiB,
+      bios: spec.from_repo.legacy_bios,
+      bootPassword: bootloaderPassword(spec),
+    });
+    edits.files.push(...installer.files);
+    // Before the spec's copy_files, which may replace them.
+    edits.copies.unshift(...installer.copies);
   }
   if (kind === "admin-container") {
     const admin = spec.admin_container;
@@ -388,7 +402,13 @@ export function makePlan(input: PlanInput): Plan {
     diskKind && size !== undefined ? Math.floor(imgSizeBytes(size) / MiB) - 2 - ESP_MiB - rootMiB : 0;
   const persistPartition = persistMiB > 0;
 
-  const customized = spec.chroot_script ? join(scratch, "customized.tar") : rootfsTar;
+  // pxe-img: the installer goes into the image's initramfs after everything else (update-initramfs in
+  // the image, as the last chroot step).
+  const pxe = kind === "pxe-img" && spec.pxe_config !== undefined;
+  const customized = spec.chroot_script || pxe ? join(scratch, "customized.tar") : rootfsTar;
+  const chrooted = pxe ? join(scratch, "chrooted.tar") : rootfsTar;
+  const chrootSkip =
+    "--skip=setup,update,download,cleanup/apt,cleanup/mmdebstrap,cleanup/run,cleanup/tmp,check/signed-by";
   steps.push(
     native(
       "customize",
@@ -419,12 +439,12 @@ export function makePlan(input: PlanInput): Plan {
         `run ${basename(spec.chroot_script.path)} inside the image`,
         mmdebstrap(input.rootless, [
           "--variant=custom",
-          "--skip=setup,update,download,cleanup/apt,cleanup/mmdebstrap,cleanup/run,cleanup/tmp,check/signed-by",
+          chrootSkip,
           "--setup-hook=tar-in customized.tar /",
           "--customize-hook=upload chroot-script /osimg-chroot-script",
           `--customize-hook=${CHROOT_HOOK}`,
           spec.from_repo.suite,
-          rootfsTar,
+          chrooted,
           mirror,
         ]),
         {
@@ -435,12 +455,31 @@ export function makePlan(input: PlanInput): Plan {
     );
   }
 
+  if (pxe)
+    steps.push(
+      exec(
+        "chroot",
+        "chroot.pxe-initramfs",
+        "the PXE installer into the image's initramfs (update-initramfs inside the image)",
+        mmdebstrap(input.rootless, [
+          "--variant=custom",
+          chrootSkip,
+          `--setup-hook=tar-in ${spec.chroot_script ? "chrooted.tar" : "customized.tar"} /`,
+          `--customize-hook=${PXE_INITRAMFS_HOOK}`,
+          spec.from_repo.suite,
+          rootfsTar,
+          mirror,
+        ]),
+        { cwd: scratch, env: { ...env, TMPDIR: scratch } },
+      ),
+    );
+
   const outputs: BuildOutput[] = [
     {
       name: rootfsName,
       path: rootfsTar,
       kind: "file",
-      after: spec.chroot_script ? "chroot.run" : "customize.rootfs",
+      after: pxe ? "chroot.pxe-initramfs" : spec.chroot_script ? "chroot.run" : "customize.rootfs",
     },
   ];
   let cmdline: string | undefined;
@@ -639,7 +678,7 @@ export function makePlan(input: PlanInput): Plan {
       native("package", "package.ipxe", "boot.ipxe", {
         op: "write-file",
         path: join(out, "boot.ipxe"),
-        content: `#!ipxe\nkernel http://${spec.pxe_config.server_ip}/vmlinuz ${cmdline}\ninitrd http://${spec.pxe_config.server_ip}/initramfs.img\nboot\n`,
+        content: `#!ipxe\nkernel ${pxeServer(spec.pxe_config)}/vmlinuz ${cmdline}\ninitrd ${pxeServer(spec.pxe_config)}/initramfs.img\nboot\n`,
         mode: 0o644,
         mtime: input.epoch,
       }),

@@ -104,9 +104,14 @@ const link = (path: string, target: string) => symlinkHeader(path, target, EPOCH
 /**
  * A small root filesystem: busybox as /bin/sh (so chroot scripts run), merged-/usr symlinks like Debian,
  * account files with root, daemon and sudo, a skeleton home, a systemd unit to enable, and a "kernel" and
- * "initrd" (placeholder bytes: enough to assemble a disk, not to boot it).
+ * "initrd" (placeholder bytes: enough to assemble a disk, not to boot it). With `updateInitramfs`, a
+ * stand-in for initramfs-tools' update-initramfs (what pxe-img builds run in the image): it checks that
+ * the PXE installer's hook and boot script are in place and appends a line saying so to the "initrd".
  */
-export async function writeSyntheticRootfs(path: string): Promise<void> {
+export async function writeSyntheticRootfs(
+  path: string,
+  options: { updateInitramfs?: boolean } = {},
+): Promise<void> {
   await mkdir(dirname(path), { recursive: true });
   const writer = await TarWriter.create(`${path}.partial`);
   const file = async (p: string, data: string | Buffer, mode = 0o644, gid = 0) =>
@@ -172,6 +177,19 @@ export async function writeSyntheticRootfs(path: string): Promise<void> {
   );
   await file("boot/vmlinuz-6.1.0-synthetic", Buffer.alloc(64 * 1024, 1));
   await file("boot/initrd.img-6.1.0-synthetic", Buffer.alloc(64 * 1024, 2));
+  if (options.updateInitramfs)
+    await file(
+      "usr/sbin/update-initramfs",
+      [
+        "#!/bin/sh",
+        "set -e",
+        "[ -f /etc/initramfs-tools/hooks/osimg-install ]",
+        "[ -f /etc/initramfs-tools/scripts/osimg-install ]",
+        'echo "update-initramfs $* OSIMG_PXE_BUILD=$OSIMG_PXE_BUILD" >> /boot/initrd.img-6.1.0-synthetic',
+        "",
+      ].join("\n"),
+      0o755,
+    );
   await writer.finish();
   await rename(`${path}.partial`, path);
 }
