@@ -1,7 +1,12 @@
 import { defineConfig } from "vitest/config";
 
 /** Tests that boot a full Debian guest or build one: on 2 cores they run one at a time, after the rest. */
-const GUESTS = ["test/qemu-debian.test.ts", "test/vm-debian.test.ts", "test/build-debian.test.ts"];
+const GUESTS = [
+  "test/qemu-debian.test.ts",
+  "test/vm-debian.test.ts",
+  "test/build-debian.test.ts",
+  "test/build-pxe-debian.test.ts",
+];
 
 const shared = {
   testTimeout: 30_000,

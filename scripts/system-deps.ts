@@ -83,6 +83,11 @@ const TEST: SystemPackage[] = [
     provides: "/usr/lib/systemd/boot/efi/systemd-bootx64.efi",
     why: "UEFI boot loader of test guest disks",
   },
+  {
+    name: "initramfs-tools-core",
+    provides: "/usr/bin/lsinitramfs",
+    why: "the PXE install test lists the built initramfs (lsinitramfs)",
+  },
   { name: "openssh-client", provides: "/usr/bin/ssh", why: "tests log in to the Debian guest over SSH" },
   { name: "binutils", provides: "/usr/bin/as", why: "tests assemble the accelerator probe guest" },
   { name: "chromium", provides: "/usr/bin/chromium", why: "the UI's end-to-end tests run in a real browser" },
