@@ -20,7 +20,7 @@ import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { buildOciImage, MEDIA_TYPES, type OciImageResult } from "../src/oci/layout.ts";
 import { deleteImage, pushLayout } from "../src/oci/push.ts";
-import { type AccessLogEntry, type Registry, startRegistryWithAccessLog, tempDir } from "./support/build.ts";
+import { type Registry, startRegistry, tempDir } from "./support/build.ts";
 
 const USER = "builder";
 const PASSWORD = "correct horse battery staple";
@@ -78,14 +78,14 @@ interface Gateway {
 }
 
 let dir: string;
-let registry: Registry & { accessLog: AccessLogEntry[] };
+let registry: Registry;
 let layout: string;
 let image: OciImageResult;
 const gateways: Gateway[] = [];
 
 beforeAll(async () => {
   dir = await tempDir("osimg-oci-auth-");
-  registry = await startRegistryWithAccessLog();
+  registry = await startRegistry();
   const payload = join(dir, "payload.bin");
   await writeFile(payload, randomBytes(256 * 1024));
   layout = join(dir, "layout");

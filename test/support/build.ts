@@ -47,56 +47,6 @@ export async function asImageOwners(script: string, ...args: string[]): Promise<
 /** Removes a tree that may hold files of an image's owners. */
 export const removeOwnedTree = (path: string) => asImageOwners('rm -rf -- "$1"', path);
 
-export interface Registry {
-  /** host:port */
-  address: string;
-  stop(): Promise<void>;
-}
-
-/** Debian's docker-registry with deletes enabled, storage in a temporary directory. */
-export async function startRegistry(): Promise<Registry> {
-  const dir = await tempDir("osimg-registry-");
-  const port = await findFreePort();
-  const config = join(dir, "config.yml");
-  await writeFile(
-    config,
-    [
-      "version: 0.1",
-      "log: { level: error }",
-      `storage: { filesystem: { rootdirectory: ${join(dir, "data")} }, delete: { enabled: true } }`,
-      `http: { addr: "127.0.0.1:${port}" }`,
-      "",
-    ].join("\n"),
-  );
-  const child = spawn("docker-registry", ["serve", config], { stdio: ["ignore", "ignore", "pipe"] });
-  let stderr = "";
-  child.stderr.on("data", (d: Buffer) => {
-    stderr += d.toString();
-  });
-  const address = `127.0.0.1:${port}`;
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    const ok = await fetch(`http://${address}/v2/`).then(
-      (r) => r.status === 200,
-      () => false,
-    );
-    if (ok) break;
-    if (child.exitCode !== null || Date.now() > deadline) {
-      child.kill("SIGKILL");
-      throw new Error(`docker-registry did not start: ${stderr.slice(-500)}`);
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return {
-    address,
-    async stop() {
-      child.kill("SIGTERM");
-      await new Promise((r) => child.once("exit", r));
-      await rm(dir, { recursive: true, force: true });
-    },
-  };
-}
-
 const EPOCH = 1_700_000_000;
 const dir = (path: string, mode = 0o755) => dirHeader(path, mode, EPOCH);
 const link = (path: string, target: string) => symlinkHeader(path, target, EPOCH);
@@ -331,11 +281,16 @@ export interface AccessLogEntry {
   status: number;
 }
 
-/**
- * startRegistry's registry with its access log kept: docker-registry writes a line for every request it
- * answers (the connecting address, the method, the URI and the status) on its standard output.
- */
-export async function startRegistryWithAccessLog(): Promise<Registry & { accessLog: AccessLogEntry[] }> {
+export interface Registry {
+  /** host:port */
+  address: string;
+  /** Every request the registry answered (docker-registry writes one line each on its standard output). */
+  accessLog: AccessLogEntry[];
+  stop(): Promise<void>;
+}
+
+/** Debian's docker-registry with deletes enabled, storage in a temporary directory. */
+export async function startRegistry(): Promise<Registry> {
   const dir = await tempDir("osimg-registry-");
   const port = await findFreePort();
   const config = join(dir, "config.yml");
