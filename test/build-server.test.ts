@@ -38,7 +38,7 @@ interface View {
   kind: string;
   runner: string;
   findings?: unknown[];
-  record: { baseCached: boolean; outputs: { name: string; path: string }[] };
+  record: { buildId: string; baseCached: boolean; outputs: { name: string; path: string }[] };
 }
 const json = async <T = View>(response: Response) => (await response.json()) as T;
 
@@ -138,6 +138,11 @@ describe("/api/v1/builds", () => {
     const view = await json(await server.get(`/api/v1/builds/${queued.id}`));
     expect(view.state).toBe("succeeded");
     expect(view.record.baseCached).toBe(true);
+    // One id for the build: the API's is the builder's (its log, work and scratch directories, build.json).
+    expect(view.record.buildId).toBe(queued.id);
+    expect(lines[0]).toMatch(
+      new RegExp(`^build ${queued.id}: vm-img .*, scratch in \\S+osimg-build-${queued.id}\\)$`),
+    );
     const qcow2 = view.record.outputs.find((o) => o.name === "system.qcow2");
     expect(qcow2?.path).toBe(join(server.dataDir, "build", "outputs", queued.id, "system.qcow2"));
     expect(

@@ -61,6 +61,8 @@ export interface BuildOptions {
   /** Skips the privilege check (tests of --debug as root rendering the rootless plan). */
   rootless?: SubIds;
   env?: NodeJS.ProcessEnv;
+  /** The build's id (work and scratch directories, build.json); default a new one. */
+  buildId?: string;
 }
 
 export interface OutputRecord {
@@ -307,7 +309,7 @@ async function removeTree(path: string, rootless: SubIds | undefined): Promise<v
 }
 
 export async function build(options: BuildOptions): Promise<BuildRecord> {
-  const buildId = newBuildId();
+  const buildId = options.buildId ?? newBuildId();
   const log = options.log ?? (() => {});
   const { parsed, plan, workDir, scratchParent, specHash } = await prepareBuild(options, buildId);
   const rootless = options.rootless ?? (process.getuid?.() === 0 ? undefined : await subIds());

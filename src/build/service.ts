@@ -265,6 +265,7 @@ export class BuildService extends EventEmitter<{
         if (entry.catalog) await this.#writeBack(entry, spec.catalog, record, cluster.kubeConfig);
       } else {
         record = await build({
+          buildId: id,
           specFile,
           kind: entry.request.kind,
           outDir: join(resolve(this.#options.dataDir), "build", "outputs", id),
