@@ -1,9 +1,10 @@
 // Image builds as the UI reads them (src/server/routes/builds.ts): the list (polled, faster while one is
 // queued or running), one build with its findings and record, and its log followed as server-sent events
-// (the backlog first, then live lines, then the build as it ended).
+// (the backlog first, then live lines, then the build as it ended); and a build submitted (admins), whose
+// refusal names the spec's findings at their lines.
 import { queryOptions } from "@tanstack/react-query";
 import type { Finding } from "../../../src/catalog/findings.ts";
-import { followEvents, requestJson } from "./http.ts";
+import { followEvents, HttpError, requestJson } from "./http.ts";
 
 export type BuildState = "queued" | "running" | "succeeded" | "failed";
 
@@ -80,4 +81,48 @@ export function followBuildLog(
     },
   });
   return stop;
+}
+
+/** What a build makes (src/build/spec.ts BUILD_KINDS). */
+export type BuildKind = "vm-img" | "pxe-img" | "upgrade-img" | "container-disk" | "admin-container";
+
+/** POST /api/v1/builds. */
+export interface BuildRequest {
+  spec: string;
+  kind: BuildKind;
+  /** The files the spec names, by relative path, base64. */
+  files?: Record<string, string>;
+  push?: { reference: string; tlsVerify: boolean };
+}
+
+/** Submits a build: the build, queued (202), or an HttpError (400 with the spec's findings: specFindings). */
+export function submitBuild(request: BuildRequest): Promise<BuildView> {
+  return requestJson<BuildView>("/api/v1/builds", { method: "POST", body: JSON.stringify(request) });
+}
+
+const SPEC_FIELD = /^spec:(\d+):(\d+)(?: (.*))?$/s;
+const FIX = /^(.*) \(fix: (.*)\)$/s;
+
+/**
+ * The spec's findings of a refused build (400): the server names each in its details as
+ * `spec:LINE:COL path` with the fix in the message ("… (fix: …)"). Empty for other errors.
+ */
+export function specFindings(error: unknown): Finding[] {
+  if (!(error instanceof HttpError) || error.status !== 400) return [];
+  const findings: Finding[] = [];
+  for (const detail of error.body.details ?? []) {
+    const at = SPEC_FIELD.exec(detail.field);
+    if (!at) continue;
+    const fix = FIX.exec(detail.message);
+    findings.push({
+      severity: "error",
+      code: "spec",
+      path: at[3] ?? "",
+      line: Number(at[1]),
+      column: Number(at[2]),
+      message: fix ? (fix[1] as string) : detail.message,
+      ...(fix ? { hint: fix[2] as string } : {}),
+    });
+  }
+  return findings;
 }

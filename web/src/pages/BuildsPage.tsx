@@ -1,12 +1,24 @@
 // Image builds, newest first: kind, state, where it runs, when, how long, and its log's length; each opens
-// its details with the live log. Polled (every 2 s while a build is queued or running).
-import { Content, EmptyState, EmptyStateBody, PageSection, Skeleton, Title } from "@patternfly/react-core";
+// its details with the live log. Polled (every 2 s while a build is queued or running). Admins submit new
+// builds from here (NewBuildButton).
+import {
+  Content,
+  EmptyState,
+  EmptyStateBody,
+  PageSection,
+  Skeleton,
+  Title,
+  Toolbar,
+  ToolbarContent,
+  ToolbarItem,
+} from "@patternfly/react-core";
 import { Table, Tbody, Td, Th, Thead, Tr } from "@patternfly/react-table";
 import { useQuery } from "@tanstack/react-query";
 import type { MouseEvent } from "react";
 import { useLocation } from "wouter";
 import { buildsQuery } from "../api/builds.ts";
 import { BuildStatus, buildDuration } from "../builds/BuildStatus.tsx";
+import { NewBuildButton } from "../builds/NewBuildDialog.tsx";
 import { ErrorState } from "../components/ErrorState.tsx";
 import { plural } from "../format.ts";
 import { useNamespace, withNamespace } from "../namespace.tsx";
@@ -27,7 +39,16 @@ export default function BuildsPage() {
   return (
     <>
       <PageSection>
-        <Title headingLevel="h1">Builds</Title>
+        <Toolbar>
+          <ToolbarContent>
+            <ToolbarItem>
+              <Title headingLevel="h1">Builds</Title>
+            </ToolbarItem>
+            <ToolbarItem align={{ default: "alignEnd" }}>
+              <NewBuildButton />
+            </ToolbarItem>
+          </ToolbarContent>
+        </Toolbar>
         <Content component="p">
           {builds ? plural(builds.length, "build") : "Image builds"} — submitted with{" "}
           <code>POST /api/v1/builds</code> (a TOML spec; see docs/builder.md)
