@@ -5,7 +5,7 @@
 // beforehand, so it takes seconds and downloads nothing), its page following the live log to Succeeded
 // with the outputs; the build listed as succeeded. Every step leaves a screenshot in
 // .test-artifacts/screenshots/; no page may log a console error.
-import { writeFile } from "node:fs/promises";
+import { rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Browser } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -35,6 +35,7 @@ async function seedSyntheticBase(dataDir: string, spec: string): Promise<void> {
     "seed",
   );
   await writeSyntheticRootfs(plan.baseTar);
+  await rm(dir, { recursive: true, force: true });
 }
 
 beforeAll(async () => {

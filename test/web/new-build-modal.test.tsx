@@ -28,7 +28,9 @@ const QUEUED: BuildView = {
   logLines: 0,
 };
 
-function serve(submit: (request: SentRequest) => Reply = () => ({ status: 202, body: QUEUED })) {
+function serve(
+  submit: (request: SentRequest) => Reply | Promise<Reply> = () => ({ status: 202, body: QUEUED }),
+) {
   return fakeServer({
     "GET /api/v1/builds": () => ({ body: [] }),
     "GET /api/v1/builds/b7c8d9": () => ({ body: QUEUED }),
