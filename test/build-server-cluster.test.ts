@@ -7,12 +7,11 @@
 // the spec's findings; stopping the server deletes a running build's Job. And the serve flags, and the
 // follower of a Job's pods' logs on its own (a connection cut mid-stream, a pod that cannot start, a retry).
 import { execFile, spawn } from "node:child_process";
-import { rm, writeFile } from "node:fs/promises";
+import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { prepareBuild } from "../src/build/build.ts";
 import {
   BUILD_ID_ANNOTATION,
   followJobLogs,
@@ -26,9 +25,9 @@ import {
   localPodRunner,
   OSIMG_BIN,
   type Registry,
+  seedSyntheticBase,
   startRegistry,
   tempDir,
-  writeSyntheticRootfs,
 } from "./support/build.ts";
 import { FakeKube, JobController, type KubeObject } from "./support/fake-kube/index.ts";
 import { startTestServer, type TestServer } from "./support/server.ts";
@@ -131,19 +130,7 @@ beforeAll(async () => {
   const secrets = fake.cluster.type("", "v1", "secrets");
   // The pods' data volume: the build cache with the synthetic root filesystem the spec's base key names.
   podData = await tempDir("osimg-pod-data-");
-  const seedDir = await tempDir();
-  await writeFile(join(seedDir, "spec.toml"), SPEC);
-  const { plan } = await prepareBuild(
-    {
-      specFile: join(seedDir, "spec.toml"),
-      kind: "container-disk",
-      outDir: join(seedDir, "out"),
-      dataDir: podData,
-    },
-    "seed",
-  );
-  await writeSyntheticRootfs(plan.baseTar);
-  await rm(seedDir, { recursive: true, force: true });
+  await seedSyntheticBase(podData, SPEC, "container-disk");
   const runner = localPodRunner({
     configMaps: (namespace, name) => fake.cluster.get(configMaps, namespace, name),
     secrets: (namespace, name) => fake.cluster.get(secrets, namespace, name),

@@ -2,12 +2,11 @@
 // line:column; a valid one is built in the background (on a synthetic root filesystem put into the
 // server's build cache, so it takes seconds), its log streamed as server-sent events, its record on
 // GET /api/v1/builds/{id}; a build that fails says why, at the spec's line.
-import { readFile, writeFile } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { prepareBuild } from "../src/build/build.ts";
 import { declaredRoutes } from "../src/server/policy.ts";
-import { tempDir, writeSyntheticRootfs } from "./support/build.ts";
+import { seedSyntheticBase } from "./support/build.ts";
 import { startTestServer, type TestServer } from "./support/server.ts";
 
 const SPEC = `[from_repo]
@@ -63,17 +62,6 @@ async function events(id: string): Promise<{ event: string; data: unknown }[]> {
       const data = JSON.parse(/^data: (.*)$/m.exec(block)?.[1] ?? "null");
       return { event, data };
     });
-}
-
-async function seedSyntheticBase(dataDir: string, spec: string): Promise<void> {
-  const dir = await tempDir();
-  const specFile = join(dir, "spec.toml");
-  await writeFile(specFile, spec);
-  const { plan } = await prepareBuild(
-    { specFile, kind: "vm-img", outDir: join(dir, "out"), dataDir },
-    "seed",
-  );
-  await writeSyntheticRootfs(plan.baseTar);
 }
 
 beforeAll(async () => {

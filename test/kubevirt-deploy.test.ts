@@ -7,22 +7,21 @@
 // command serves from a copy of the tree.
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
-import { readdir, writeFile } from "node:fs/promises";
+import { readdir } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { CoreV1Api, CustomObjectsApi } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { parseAllDocuments } from "yaml";
-import { prepareBuild } from "../src/build/build.ts";
 import { PROJECT_ROOT } from "../src/config/paths.ts";
 import { WEB_DIST } from "../src/server/routes/ui.ts";
 import {
   holdingPodRunner,
   localPodRunner,
   type Registry,
+  seedSyntheticBase,
   startRegistry,
-  writeSyntheticRootfs,
 } from "./support/build.ts";
 import { catalogYaml, UBUNTU } from "./support/catalogs.ts";
 import { type AccessCheck, FakeKube, JobController, type KubeObject } from "./support/fake-kube/index.ts";
@@ -533,17 +532,7 @@ describe("the rendered RBAC is exactly what osimg uses (cluster builds)", () => 
     cluster = await clusterFor(objects);
     // The pods' data volume, with the synthetic root filesystem the spec's base names (seconds to build).
     const podData = join(dir, "pod-data");
-    await writeFile(join(dir, "spec.toml"), BUILD_SPEC);
-    const { plan } = await prepareBuild(
-      {
-        specFile: join(dir, "spec.toml"),
-        kind: "container-disk",
-        outDir: join(dir, "seed"),
-        dataDir: podData,
-      },
-      "seed",
-    );
-    await writeSyntheticRootfs(plan.baseTar);
+    await seedSyntheticBase(podData, BUILD_SPEC, "container-disk");
     const configMaps = cluster.fake.cluster.type("", "v1", "configmaps");
     const read = (namespace: string, name: string): KubeObject =>
       cluster.fake.cluster.get(configMaps, namespace, name);

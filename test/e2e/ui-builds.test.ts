@@ -5,14 +5,11 @@
 // beforehand, so it takes seconds and downloads nothing), its page following the live log to Succeeded
 // with the outputs; the build listed as succeeded. Every step leaves a screenshot in
 // .test-artifacts/screenshots/; no page may log a console error.
-import { rm, writeFile } from "node:fs/promises";
-import { join } from "node:path";
 import type { Browser } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { prepareBuild } from "../../src/build/build.ts";
 import { ensureWebBuilt } from "../../web/build.ts";
-import { writeSyntheticRootfs } from "../support/build.ts";
-import { startTestServer, type TestServer, tempDir } from "../support/server.ts";
+import { seedSyntheticBase } from "../support/build.ts";
+import { startTestServer, type TestServer } from "../support/server.ts";
 import { launchBrowser, openPage, type WatchedPage } from "./browser.ts";
 
 const STEP_MS = 15_000;
@@ -24,19 +21,6 @@ let browser: Browser;
 let ui: WatchedPage;
 /** The dialog's example spec, as it offers it (web/src/builds/example.ts, which needs the DOM's types). */
 let example = "";
-
-/** Puts a synthetic root filesystem where the server's build of this spec and kind looks for its base. */
-async function seedSyntheticBase(dataDir: string, spec: string): Promise<void> {
-  const dir = tempDir("osimg-e2e-build-seed-");
-  const specFile = join(dir, "spec.toml");
-  await writeFile(specFile, spec);
-  const { plan } = await prepareBuild(
-    { specFile, kind: "vm-img", outDir: join(dir, "out"), dataDir },
-    "seed",
-  );
-  await writeSyntheticRootfs(plan.baseTar);
-  await rm(dir, { recursive: true, force: true });
-}
 
 beforeAll(async () => {
   await ensureWebBuilt({ log: (line) => process.stderr.write(`${line}\n`) });

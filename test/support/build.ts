@@ -7,6 +7,8 @@ import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from "node:fs/promise
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { promisify } from "node:util";
+import { prepareBuild } from "../../src/build/build.ts";
+import type { BuildKind } from "../../src/build/spec.ts";
 import { dirHeader, symlinkHeader, TarWriter } from "../../src/build/tar.ts";
 import { defaultDataDir } from "../../src/config/paths.ts";
 import { findFreePort } from "../../src/vms/providers/qemu/ports.ts";
@@ -50,6 +52,26 @@ export const removeOwnedTree = (path: string) => asImageOwners('rm -rf -- "$1"',
 const EPOCH = 1_700_000_000;
 const dir = (path: string, mode = 0o755) => dirHeader(path, mode, EPOCH);
 const link = (path: string, target: string) => symlinkHeader(path, target, EPOCH);
+
+/**
+ * Puts the synthetic root filesystem where a build of this spec text and kind in this data directory looks
+ * for its cached base, so the build runs in seconds without downloading Debian.
+ */
+export async function seedSyntheticBase(
+  dataDir: string,
+  spec: string,
+  kind: BuildKind = "vm-img",
+): Promise<void> {
+  const dir = await tempDir("osimg-build-seed-");
+  try {
+    const specFile = join(dir, "spec.toml");
+    await writeFile(specFile, spec);
+    const { plan } = await prepareBuild({ specFile, kind, outDir: join(dir, "out"), dataDir }, "seed");
+    await writeSyntheticRootfs(plan.baseTar);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
 
 /**
  * A small root filesystem: busybox as /bin/sh (so chroot scripts run), merged-/usr symlinks like Debian,
