@@ -188,14 +188,7 @@ export class Guard {
       throw new ApiError(400, "invalid_request", `redirectUri must be this server's ${OIDC_CALLBACK_PATH}`, {
         field: "redirectUri",
       });
-    const key = `ip:${request.ip}`;
-    const blocked = this.#failed?.check(key);
-    if (blocked && !blocked.ok)
-      throw tooMany(
-        "too_many_failed_logins",
-        "too many invalid credentials from this address",
-        blocked.retryAfterSec,
-      );
+    const key = this.#refuseBlockedAddress(request);
     let result: Awaited<ReturnType<OidcAuthenticator["exchangeCode"]>>;
     try {
       result = await oidc.exchangeCode(login);
@@ -256,11 +249,8 @@ export class Guard {
     return true;
   };
 
-  /** Who sent the request: the principal of its credentials, undefined without any; throws 401/429/503. */
-  async identify(request: FastifyRequest): Promise<Principal | undefined> {
-    if (this.mode === "none") return UNAUTHENTICATED_ADMIN;
-    const credentials = credentialsOf(request.headers);
-    if (credentials.kind === "none") return undefined;
+  /** The failed-login key of the request's address; 429 while that address is blocked. */
+  #refuseBlockedAddress(request: FastifyRequest): string {
     const key = `ip:${request.ip}`;
     const blocked = this.#failed?.check(key);
     if (blocked && !blocked.ok)
@@ -269,6 +259,15 @@ export class Guard {
         "too many invalid credentials from this address",
         blocked.retryAfterSec,
       );
+    return key;
+  }
+
+  /** Who sent the request: the principal of its credentials, undefined without any; throws 401/429/503. */
+  async identify(request: FastifyRequest): Promise<Principal | undefined> {
+    if (this.mode === "none") return UNAUTHENTICATED_ADMIN;
+    const credentials = credentialsOf(request.headers);
+    if (credentials.kind === "none") return undefined;
+    const key = this.#refuseBlockedAddress(request);
     if (credentials.kind === "malformed") {
       this.#failed?.take(key);
       throw unauthenticated(credentials.reason, credentials.reason);
