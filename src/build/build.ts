@@ -180,6 +180,10 @@ export interface PreparedBuild {
   workDir: string;
   /** Holds the scratch directory (the plan's) under a name nobody else can list. */
   scratchParent: string;
+  /** The builder's subordinate ids when not root. */
+  rootless: SubIds | undefined;
+  /** SOURCE_DATE_EPOCH of the build. */
+  epoch: number;
   specHash: string;
 }
 
@@ -265,7 +269,7 @@ export async function prepareBuild(options: BuildOptions, buildId: string): Prom
     ...(keyringDigest ? { keyringDigest } : {}),
     mmdebstrapVersion,
   });
-  return { parsed, plan, workDir, scratchParent, specHash };
+  return { parsed, plan, workDir, scratchParent, specHash, rootless, epoch };
 }
 
 /** --debug: plan.json and one script per stage under the output directory; nothing runs. */
@@ -311,8 +315,10 @@ async function removeTree(path: string, rootless: SubIds | undefined): Promise<v
 export async function build(options: BuildOptions): Promise<BuildRecord> {
   const buildId = options.buildId ?? newBuildId();
   const log = options.log ?? (() => {});
-  const { parsed, plan, workDir, scratchParent, specHash } = await prepareBuild(options, buildId);
-  const rootless = options.rootless ?? (process.getuid?.() === 0 ? undefined : await subIds());
+  const { parsed, plan, workDir, scratchParent, specHash, rootless, epoch } = await prepareBuild(
+    options,
+    buildId,
+  );
   const started = Date.now();
   const steps: BuildRecord["steps"] = [];
   const stages: Record<string, number> = {};
@@ -370,9 +376,7 @@ export async function build(options: BuildOptions): Promise<BuildRecord> {
       stages,
       steps,
       rootless: rootless !== undefined,
-      sourceDateEpoch:
-        options.epoch ??
-        (process.env.SOURCE_DATE_EPOCH ? Number(process.env.SOURCE_DATE_EPOCH) : DEFAULT_EPOCH),
+      sourceDateEpoch: epoch,
       baseKey: plan.baseKey,
       baseCached,
       tools,
