@@ -46,6 +46,7 @@ const BUILD: SystemPackage[] = [
 
 const TEST: SystemPackage[] = [
   ...RUNTIME,
+  // The builder's tools also make the test guests' disks (mmdebstrap, sfdisk, mtools, SYSLINUX, systemd-boot).
   ...BUILD,
   { name: "shellcheck", provides: "/usr/bin/shellcheck", why: "builder tests check the --debug scripts" },
   { name: "skopeo", provides: "/usr/bin/skopeo", why: "builder tests inspect OCI images" },
@@ -67,22 +68,6 @@ const TEST: SystemPackage[] = [
     why: "the kernel and modules of the micro test guest",
   },
   { name: "busybox-static", provides: "/bin/busybox", why: "the userland of the micro test guest" },
-  { name: "mmdebstrap", provides: "/usr/bin/mmdebstrap", why: "builds the Debian test guest image" },
-  { name: "fdisk", provides: "/usr/sbin/sfdisk", why: "partitions test guest disks (GPT)" },
-  { name: "dosfstools", provides: "/usr/sbin/mkfs.vfat", why: "formats the ESP of test guest disks" },
-  { name: "mtools", provides: "/usr/bin/mcopy", why: "copies files onto the ESP without mounting" },
-  { name: "e2fsprogs", provides: "/usr/sbin/mkfs.ext4", why: "builds the root filesystem of test guests" },
-  { name: "syslinux", provides: "/usr/bin/syslinux", why: "BIOS boot loader of test guest disks" },
-  {
-    name: "syslinux-common",
-    provides: "/usr/lib/syslinux/mbr/gptmbr.bin",
-    why: "GPT MBR boot code and SYSLINUX modules",
-  },
-  {
-    name: "systemd-boot-efi",
-    provides: "/usr/lib/systemd/boot/efi/systemd-bootx64.efi",
-    why: "UEFI boot loader of test guest disks",
-  },
   {
     name: "initramfs-tools-core",
     provides: "/usr/bin/lsinitramfs",
